@@ -1,0 +1,370 @@
+"""Run a QEMU (TCG) guest whose virtio-blk disks are FaultDisks.
+
+Guest <-> host protocol on the serial console (one line each):
+    @@HOST <words...>      host runs handler(words) and writes the returned
+                           string + "\\n" to the console (guest `read`s it)
+    @@RESULT <key> <value...>   collected into result.results[key] (list)
+    @@FAIL <text>          collected into result.fails
+    @@DONE                 ends the run (QEMU is then killed)
+
+Default handler commands (disk index i is 0-based in the `disks` list;
+"all" is accepted instead of i for hang/release/error/delay/bandwidth/heal/
+reset-stats):
+    hang i | release i | fail-held i | error i read|write|all|off
+    delay i ms | bandwidth i bps | heal i | stats i | reset-stats i
+    sleep s | ping | powercut
+"""
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+
+PROBLEM_RE = re.compile(
+    r"WARNING:|BUG:|Oops|Kernel panic|general protection|Call Trace|UBSAN|"
+    r"KASAN|rcu.*stall|hung_task|refcount_t")
+
+_MARK_RE = re.compile(r"^(@@HOST|@@RESULT|@@FAIL|@@DONE)(?:\s+(.*))?$")
+
+
+class GuestResult:
+    def __init__(self):
+        self.exit_code = None
+        self.console = ""
+        self.results = {}
+        self.fails = []
+        self.timed_out = False
+        self.done = False           # @@DONE seen
+        self.killed = False         # kill()/powercut used
+        self.host_commands = []     # (words, reply)
+        self.duration = 0.0
+        self.cmdline = []
+
+    def lines(self):
+        return self.console.split("\n")
+
+    def kernel_problems(self):
+        return [l for l in self.lines() if PROBLEM_RE.search(l)]
+
+    def result(self, key, default=None):
+        """Last value recorded for key."""
+        v = self.results.get(key)
+        return v[-1] if v else default
+
+    @property
+    def ok(self):
+        return (self.done and not self.fails and not self.timed_out
+                and not self.kernel_problems())
+
+    def summary(self):
+        return ("exit=%s done=%s timed_out=%s killed=%s fails=%d "
+                "kernel_problems=%d duration=%.1fs"
+                % (self.exit_code, self.done, self.timed_out, self.killed,
+                   len(self.fails), len(self.kernel_problems()),
+                   self.duration))
+
+    def __repr__(self):
+        return "GuestResult(%s)" % self.summary()
+
+
+class Guest:
+    ARCHES = ("x86_64", "s390x")
+
+    def __init__(self, arch, kernel, initrd, disks, append="", mem_mb=512,
+                 timeout_s=600, workdir=None, handler=None, echo=False,
+                 smp=1, qemu=None, extra_args=(), name="guest",
+                 console_mode="stdio", done_grace_s=3.0):
+        """
+        arch      "x86_64" or "s390x"
+        disks     list of FaultDisk (or anything with .socket and .name);
+                  guest sees them as /dev/vda, vdb, ... in this order
+        handler   callable(words: list[str]) -> str | None; None falls back
+                  to the default handler.  It may call guest.kill().
+        workdir   where console log (<name>.console.log) is written
+                  (default: the first disk's workdir, else cwd)
+        echo      copy console output to our stdout as it arrives
+        console_mode  "stdio" (default: -display none -serial stdio
+                  -monitor none) or "nographic" (-nographic; its monitor mux
+                  loses input bytes, avoid)
+        """
+        if arch not in self.ARCHES:
+            raise ValueError("arch must be one of %s" % (self.ARCHES,))
+        self.arch = arch
+        self.kernel = kernel
+        self.initrd = initrd
+        self.disks = list(disks)
+        self.append = append
+        self.mem_mb = mem_mb
+        self.timeout_s = timeout_s
+        self.handler = handler
+        self.echo = echo
+        self.smp = smp
+        self.qemu = qemu or "qemu-system-" + arch
+        self.extra_args = list(extra_args)
+        self.name = name
+        self.console_mode = console_mode
+        self.done_grace_s = done_grace_s
+        if workdir is None:
+            workdir = getattr(self.disks[0], "workdir", None) \
+                if self.disks else None
+        self.workdir = os.path.abspath(workdir or os.getcwd())
+        os.makedirs(self.workdir, exist_ok=True)
+        self.console_log_path = os.path.join(self.workdir,
+                                             name + ".console.log")
+        self.proc = None
+        self.result = None
+        self._lock = threading.Lock()
+        self._stdin_lock = threading.Lock()
+        self._buf = []
+        self._done = threading.Event()
+
+    # ------------------------------------------------------------ cmdline
+    def cmdline(self):
+        a = [self.qemu]
+        if self.arch == "x86_64":
+            a += ["-M", "pc", "-cpu", "max", "-accel", "tcg"]
+            console = "console=ttyS0"
+        else:
+            a += ["-M", "s390-ccw-virtio", "-cpu", "max", "-accel", "tcg"]
+            console = "console=ttysclp0"
+        a += ["-m", str(self.mem_mb), "-smp", str(self.smp)]
+        if self.console_mode == "nographic":
+            a += ["-nographic"]
+        else:
+            # Same guest-visible result as -nographic (ttyS0 / SCLP console
+            # on our stdio) but without the monitor mux: QEMU's mux chardev
+            # was observed to drop console input bytes written to a pipe.
+            a += ["-display", "none", "-serial", "stdio", "-monitor", "none"]
+        a += ["-no-reboot", "-net", "none"]
+        if self.kernel:     # kernel=None: firmware boots from the disks
+            a += ["-kernel", self.kernel]
+            if self.initrd:
+                a += ["-initrd", self.initrd]
+            a += ["-append",
+                  ("%s panic=-1 %s" % (console, self.append)).strip()]
+        for i, d in enumerate(self.disks):
+            node = "d%d" % i
+            a += ["-blockdev",
+                  "driver=nbd,node-name=%s,server.type=unix,server.path=%s,"
+                  "export=" % (node, d.socket)]
+            serial = getattr(d, "name", node)
+            if self.arch == "x86_64":
+                dev = ("virtio-blk-pci,drive=%s,serial=%s,addr=0x%x,"
+                       "werror=report,rerror=report"
+                       % (node, serial, 0x10 + i))
+            else:
+                dev = ("virtio-blk-ccw,drive=%s,serial=%s,devno=fe.0.%04x,"
+                       "werror=report,rerror=report"
+                       % (node, serial, 0x10 + i))
+            a += ["-device", dev]
+        a += self.extra_args
+        return a
+
+    # ------------------------------------------------------------ running
+    def start(self):
+        self.result = GuestResult()
+        self.result.cmdline = self.cmdline()
+        self._logf = open(self.console_log_path, "w")
+        self._logf.write("# " + " ".join(self.result.cmdline) + "\n")
+        self._t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.result.cmdline,
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+        self._cmdq = queue.Queue()
+        threading.Thread(target=self._cmd_loop, args=(self._cmdq,),
+                         daemon=True).start()
+        return self
+
+    def send(self, line):
+        """Write one line to the guest console."""
+        with self._stdin_lock:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                self.proc.stdin.write((line + "\n").encode())
+                self.proc.stdin.flush()
+                return True
+            except (BrokenPipeError, OSError, ValueError):
+                return False
+
+    def kill(self):
+        """SIGKILL QEMU now (power cut)."""
+        if self.result is not None:
+            self.result.killed = True
+        p = self.proc
+        if p is not None and p.poll() is None:
+            try:
+                p.kill()
+            except ProcessLookupError:
+                pass
+
+    def _read_loop(self):
+        pending = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                self._line(line)
+        if pending:
+            self._line(pending)
+        self._done.set()
+
+    def _line(self, raw):
+        line = raw.decode("utf-8", errors="replace").replace("\r", "")
+        with self._lock:
+            self._buf.append(line)
+        try:
+            self._logf.write(line + "\n")
+            self._logf.flush()
+        except (ValueError, OSError):
+            pass
+        if self.echo:
+            print("[%s] %s" % (self.name, line), flush=True)
+        m = _MARK_RE.match(line.strip())
+        if not m:
+            return
+        mark, rest = m.group(1), (m.group(2) or "").strip()
+        r = self.result
+        if mark == "@@RESULT":
+            parts = rest.split(None, 1)
+            if parts:
+                r.results.setdefault(parts[0], []).append(
+                    parts[1] if len(parts) > 1 else "")
+        elif mark == "@@FAIL":
+            r.fails.append(rest)
+        elif mark == "@@DONE":
+            r.done = True
+            self._done.set()
+        elif mark == "@@HOST":
+            # run the handler off the reader thread (console output keeps
+            # flowing while the host sleeps / waits on the servers), but
+            # one command at a time, in order
+            self._cmdq.put(rest.split())
+
+    def _cmd_loop(self, q):
+        while True:
+            words = q.get()
+            if words is None:
+                return
+            self._host_cmd(words)
+
+    def _host_cmd(self, words):
+        try:
+            reply = None
+            if self.handler is not None:
+                reply = self.handler(words)
+            if reply is None:
+                reply = self.default_handler(words)
+        except Exception as e:  # report to guest rather than die
+            reply = "err %s: %s" % (type(e).__name__, e)
+        self.result.host_commands.append((words, reply))
+        if reply is not None and not self.result.killed:
+            self.send(str(reply))
+
+    def _disk_targets(self, spec):
+        if spec == "all":
+            return list(self.disks)
+        return [self.disks[int(spec)]]
+
+    def default_handler(self, words):
+        if not words:
+            return "err empty"
+        c, args = words[0], words[1:]
+        try:
+            if c == "ping":
+                return "ok pong"
+            if c == "sleep":
+                time.sleep(float(args[0]))
+                return "ok"
+            if c == "powercut":
+                self.kill()
+                return None
+            if c == "stats":
+                return self.disks[int(args[0])].stats_line()
+            simple = {"hang": "hang", "release": "release", "heal": "heal",
+                      "reset-stats": "reset-stats", "fail-held": "fail-held"}
+            if c in simple:
+                for d in self._disk_targets(args[0]):
+                    d.command(simple[c])
+                return "ok"
+            if c in ("error", "delay", "bandwidth"):
+                for d in self._disk_targets(args[0]):
+                    d.command("%s %s" % (c, args[1]))
+                return "ok"
+        except (IndexError, ValueError) as e:
+            return "err bad arguments for %s: %s" % (c, e)
+        return "err unknown host command %s" % c
+
+    def wait(self):
+        """Wait for @@DONE, QEMU exit or timeout; returns GuestResult."""
+        deadline = self._t0 + self.timeout_s
+        r = self.result
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                r.timed_out = True
+                self.kill()
+                r.killed = False   # timeout, not a deliberate power cut
+                break
+            if self._done.wait(min(left, 0.5)):
+                break
+            if self.proc.poll() is not None:
+                # give the reader a moment to drain the pipe
+                self._reader.join(2)
+                break
+        if r.done and self.proc.poll() is None:
+            # guest finished; give it a moment to power off, then kill
+            try:
+                self.proc.wait(self.done_grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        with self._stdin_lock:
+            try:
+                self.proc.stdin.close()
+            except (OSError, ValueError):
+                pass
+        self._cmdq.put(None)
+        r.exit_code = self.proc.returncode
+        r.duration = time.monotonic() - self._t0
+        with self._lock:
+            r.console = "\n".join(self._buf)
+        try:
+            self._logf.write("# result: %s\n" % r.summary())
+            self._logf.close()
+        except (OSError, ValueError):
+            pass
+        return r
+
+    def run(self):
+        self.start()
+        try:
+            return self.wait()
+        except BaseException:
+            self.kill()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()

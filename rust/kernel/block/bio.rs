@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block I/O requests (`struct bio`) and bio sets.
+//!
+//! C headers: [`include/linux/bio.h`](srctree/include/linux/bio.h),
+//! [`include/linux/blk_types.h`](srctree/include/linux/blk_types.h)
+//!
+//! A [`Bio`] is a borrowed view of a bio that somebody else owns. A [`BioSet`] allocates bios
+//! that this module owns ([`OwnedBio`]): they carry their own bvec table and hold a reference on
+//! every data page, so that a bio completing late (a device that hung for minutes) never touches
+//! memory its originator has already reused or freed.
+
+use crate::{
+    bindings,
+    error::{to_result, Error},
+    prelude::*,
+    types::Opaque,
+};
+use core::{marker::PhantomData, mem, ptr};
+
+/// Page size in bytes, as `u32` for bvec arithmetic.
+const PAGE_SIZE: u32 = bindings::PAGE_SIZE as u32;
+
+/// Maximum number of bvecs in one bio (`BIO_MAX_VECS`).
+pub const BIO_MAX_VECS: u32 = bindings::BIO_MAX_VECS;
+
+/// Operation of a bio (`enum req_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReqOp {
+    /// Read data.
+    Read,
+    /// Write data.
+    Write,
+    /// Flush the volatile write cache (empty flush).
+    Flush,
+    /// Discard sectors.
+    Discard,
+    /// Write zeroes.
+    WriteZeroes,
+    /// Anything else (secure erase, zone management, driver private).
+    Other(u32),
+}
+
+/// Converts a `blk_status_t` into a kernel result.
+pub fn status_to_result(status: bindings::blk_status_t) -> Result {
+    if status == bindings::BLK_STS_OK as bindings::blk_status_t {
+        return Ok(());
+    }
+    // SAFETY: `blk_status_to_errno` accepts any status value.
+    Err(Error::from_errno(unsafe { bindings::blk_status_to_errno(status) }))
+}
+
+/// Converts a kernel result into a `blk_status_t`.
+pub fn result_to_status(r: Result) -> bindings::blk_status_t {
+    match r {
+        Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
+        Err(e) => e.to_blk_status(),
+    }
+}
+
+/// A borrowed bio.
+///
+/// # Invariants
+///
+/// The wrapped `struct bio` is valid for the lifetime of the reference.
+#[repr(transparent)]
+pub struct Bio(Opaque<bindings::bio>);
+
+impl Bio {
+    /// Creates a reference from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid bio that stays valid and is not freed for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::bio) -> &'a Self {
+        // SAFETY: `Bio` is a transparent wrapper and the caller guarantees validity for `'a`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// Returns the raw pointer.
+    pub fn as_raw(&self) -> *mut bindings::bio {
+        self.0.get()
+    }
+
+    /// Returns the raw operation and flags (`bi_opf`).
+    pub fn opf(&self) -> u32 {
+        // SAFETY: By the type invariant the bio is valid.
+        unsafe { (*self.as_raw()).bi_opf }
+    }
+
+    /// Returns the operation.
+    pub fn op(&self) -> ReqOp {
+        match self.opf() & bindings::REQ_OP_MASK {
+            bindings::req_op_REQ_OP_READ => ReqOp::Read,
+            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
+            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
+            other => ReqOp::Other(other),
+        }
+    }
+
+    /// Whether the bio asks for a cache flush before its data (`REQ_PREFLUSH`).
+    pub fn is_preflush(&self) -> bool {
+        self.opf() & (1u32 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
+    }
+
+    /// Whether the bio's data must be on stable storage at completion (`REQ_FUA`).
+    pub fn is_fua(&self) -> bool {
+        self.opf() & (1u32 << bindings::req_flag_bits___REQ_FUA) != 0
+    }
+
+    /// Returns the first sector the bio addresses.
+    pub fn sector(&self) -> u64 {
+        // SAFETY: By the type invariant the bio is valid.
+        unsafe { (*self.as_raw()).bi_iter.bi_sector }
+    }
+
+    /// Returns the number of bytes still to transfer.
+    pub fn size(&self) -> u32 {
+        // SAFETY: By the type invariant the bio is valid.
+        unsafe { (*self.as_raw()).bi_iter.bi_size }
+    }
+
+    /// Returns the number of 512-byte sectors still to transfer.
+    pub fn sectors(&self) -> u32 {
+        self.size() >> crate::block::SECTOR_SHIFT
+    }
+
+    /// Calls `f(page, len, offset)` for each single-page segment of the remaining data, in
+    /// order, until `f` returns `false`.
+    fn for_each_page_segment(&self, mut f: impl FnMut(*mut bindings::page, u32, u32) -> bool) {
+        let bio = self.as_raw();
+        // SAFETY: By the type invariant the bio is valid; we iterate a copy of its iterator.
+        let mut iter = unsafe { (*bio).bi_iter };
+        // SAFETY: As above.
+        let vecs = unsafe { (*bio).bi_io_vec };
+        while iter.bi_size > 0 {
+            // SAFETY: `bi_iter` of a valid bio with data left indexes a valid bvec in `bi_io_vec`.
+            let bv = unsafe { &*vecs.add(iter.bi_idx as usize) };
+            let done_in_bv = iter.bi_bvec_done;
+            let offset = bv.bv_offset + done_in_bv;
+            // SAFETY: A multi-page bvec covers physically contiguous pages of one memmap range,
+            // so the page holding byte `offset` is `offset / PAGE_SIZE` pages after `bv_page`.
+            let page = unsafe { bv.bv_page.add((offset / PAGE_SIZE) as usize) };
+            let page_off = offset % PAGE_SIZE;
+            let len = (bv.bv_len - done_in_bv)
+                .min(iter.bi_size)
+                .min(PAGE_SIZE - page_off);
+            if !f(page, len, page_off) {
+                return;
+            }
+            iter.bi_size -= len;
+            iter.bi_bvec_done += len;
+            if iter.bi_bvec_done == bv.bv_len {
+                iter.bi_idx += 1;
+                iter.bi_bvec_done = 0;
+            }
+        }
+    }
+
+    /// Returns how many bytes of the remaining data fit into one bio of at most `max_vecs`
+    /// single-page segments, and how many segments they take.
+    pub fn fit_in_segments(&self, max_vecs: u32) -> (u32, u32) {
+        let (mut bytes, mut vecs) = (0u32, 0u32);
+        self.for_each_page_segment(|_, len, _| {
+            if vecs == max_vecs {
+                return false;
+            }
+            vecs += 1;
+            bytes += len;
+            true
+        });
+        (bytes, vecs)
+    }
+}
+
+/// Called when an [`OwnedBio`] completes, with what was attached at submission.
+pub trait BioCompletion: Sized + Send {
+    /// Runs in the bio's completion context (possibly interrupt context): must not sleep.
+    ///
+    /// The bio itself is already released: its pages are unreferenced and it is freed.
+    fn complete(self, status: Result);
+}
+
+/// A set of preallocated bios (`struct bio_set`) whose bios carry their own bvec table and a
+/// payload of type `P` that is handed back on completion.
+///
+/// # Invariants
+///
+/// `inner` was initialised by `bioset_init` with `BIOSET_NEED_BVECS` and a front pad that fits a
+/// `P`, and is exited exactly once on drop.
+#[pin_data(PinnedDrop)]
+pub struct BioSet<P: BioCompletion> {
+    #[pin]
+    inner: Opaque<bindings::bio_set>,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: A `bio_set` may be used to allocate bios from any thread.
+unsafe impl<P: BioCompletion> Send for BioSet<P> {}
+// SAFETY: `bio_alloc_bioset` is safe to call concurrently on one set.
+unsafe impl<P: BioCompletion> Sync for BioSet<P> {}
+
+impl<P: BioCompletion> BioSet<P> {
+    /// Bytes in front of each bio where its payload lives.
+    const FRONT_PAD: usize = {
+        let align = mem::align_of::<bindings::bio>();
+        (mem::size_of::<P>() + align - 1) / align * align
+    };
+
+    /// Creates a bio set with `pool_size` bios reserved for forward progress.
+    pub fn new(pool_size: u32) -> impl PinInit<Self, Error> {
+        build_assert!(mem::align_of::<P>() <= mem::align_of::<bindings::bio>());
+        try_pin_init!(Self {
+            inner <- Opaque::try_ffi_init(move |slot: *mut bindings::bio_set| {
+                // SAFETY: `slot` is valid for writes; zeroed is the state `bioset_init` expects.
+                unsafe { slot.write_bytes(0, 1) };
+                // SAFETY: `slot` is a valid, zeroed `bio_set`; on success it is exited in drop.
+                to_result(unsafe {
+                    bindings::bioset_init(
+                        slot,
+                        pool_size,
+                        Self::FRONT_PAD as u32,
+                        bindings::BIOSET_NEED_BVECS as i32,
+                    )
+                })
+            }),
+            _p: PhantomData,
+        })
+    }
+
+    fn alloc(&self, bdev: *mut bindings::block_device, nr_vecs: u32, opf: u32) -> Result<OwnedBio<P>> {
+        let nr_vecs = u16::try_from(nr_vecs).map_err(|_| EINVAL)?;
+        // SAFETY: `inner` is an initialised bio set (type invariant) and `bdev` is an open block
+        // device (callers pass a `DmDev`'s device). GFP_NOIO never fails for a bio set with a
+        // mempool, but the result is checked anyway.
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(bdev, nr_vecs, opf, bindings::GFP_NOIO, self.inner.get())
+        };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(OwnedBio {
+            ptr: bio,
+            _p: PhantomData,
+        })
+    }
+
+    /// Allocates a bio for `bdev` at `sector` with the operation and flags `opf` and no data:
+    /// an empty flush, a discard or write-zeroes of `size` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` must be an open block device that stays open until the bio completes.
+    pub unsafe fn alloc_dataless(
+        &self,
+        bdev: *mut bindings::block_device,
+        opf: u32,
+        sector: u64,
+        size: u32,
+    ) -> Result<OwnedBio<P>> {
+        let bio = self.alloc(bdev, 0, opf)?;
+        // SAFETY: The bio was just allocated and is exclusively ours.
+        unsafe {
+            (*bio.ptr).bi_iter.bi_sector = sector;
+            (*bio.ptr).bi_iter.bi_size = size;
+        }
+        Ok(bio)
+    }
+
+    /// Allocates a bio for `bdev` at `sector` with operation and flags `opf` that carries the
+    /// first `bytes` bytes of the remaining data of `src`, each page referenced.
+    ///
+    /// `bytes` and the segment count must come from [`Bio::fit_in_segments`] on `src`.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` must be an open block device that stays open until the bio completes.
+    pub unsafe fn alloc_with_data_of(
+        &self,
+        bdev: *mut bindings::block_device,
+        opf: u32,
+        sector: u64,
+        src: &Bio,
+        bytes: u32,
+        nr_vecs: u32,
+    ) -> Result<OwnedBio<P>> {
+        let bio = self.alloc(bdev, nr_vecs, opf)?;
+        // SAFETY: The bio was just allocated and is exclusively ours.
+        unsafe { (*bio.ptr).bi_iter.bi_sector = sector };
+        let mut left = bytes;
+        let mut added = 0u32;
+        src.for_each_page_segment(|page, len, off| {
+            if left == 0 || added == nr_vecs {
+                return false;
+            }
+            let len = len.min(left);
+            // SAFETY: `page` is a data page of `src`, which holds a reference on it while we
+            // run; we take our own, dropped when our bio is released.
+            unsafe { bindings::get_page(page) };
+            // SAFETY: The bio has room for `nr_vecs` bvecs and we add at most that many, one
+            // page each, so it cannot overflow; `__bio_add_page` never merges, keeping one
+            // page reference per bvec for `release_pages`.
+            unsafe { bindings::__bio_add_page(bio.ptr, page, len, off) };
+            left -= len;
+            added += 1;
+            true
+        });
+        if left != 0 {
+            // `bio` is dropped here, releasing the pages already added.
+            return Err(EINVAL);
+        }
+        Ok(bio)
+    }
+}
+
+#[pinned_drop]
+impl<P: BioCompletion> PinnedDrop for BioSet<P> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `inner` was initialised by `bioset_init` (type invariant). Every bio from this
+        // set has been freed: an `OwnedBio` borrows nothing, but the owner of a `BioSet` must
+        // outlive its in-flight bios, which `bioset_exit` checks through its mempools.
+        unsafe { bindings::bioset_exit(self.inner.get()) };
+    }
+}
+
+/// A bio allocated from a [`BioSet`], not yet submitted.
+///
+/// # Invariants
+///
+/// `ptr` is a bio from a `BioSet<P>`, exclusively owned; each of its bvecs holds one page
+/// reference.
+pub struct OwnedBio<P: BioCompletion> {
+    ptr: *mut bindings::bio,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: An unsubmitted bio can be handed to another thread.
+unsafe impl<P: BioCompletion> Send for OwnedBio<P> {}
+
+impl<P: BioCompletion> OwnedBio<P> {
+    /// Submits the bio; `payload.complete(status)` runs once it completed and was released.
+    pub fn submit(self, payload: P) {
+        let bio = self.ptr;
+        mem::forget(self);
+        // SAFETY: The front pad of a bio from `BioSet<P>` is `FRONT_PAD >= size_of::<P>()`
+        // bytes, aligned for `P` (checked in `BioSet::new`), and unused until now.
+        unsafe { front_pad::<P>(bio).write(payload) };
+        // SAFETY: We own the bio; `end_io::<P>` matches the payload just stored.
+        unsafe {
+            (*bio).bi_end_io = Some(end_io::<P>);
+            (*bio).bi_private = ptr::null_mut();
+            bindings::submit_bio(bio);
+        }
+    }
+}
+
+impl<P: BioCompletion> Drop for OwnedBio<P> {
+    fn drop(&mut self) {
+        // SAFETY: We own the unsubmitted bio (type invariant).
+        unsafe { release(self.ptr) };
+    }
+}
+
+/// Returns where the payload of a bio from a `BioSet<P>` lives.
+///
+/// # Safety
+///
+/// `bio` must come from a `BioSet<P>`.
+unsafe fn front_pad<P: BioCompletion>(bio: *mut bindings::bio) -> *mut P {
+    // SAFETY: The set was created with `FRONT_PAD` bytes in front of each bio.
+    unsafe { bio.cast::<u8>().sub(BioSet::<P>::FRONT_PAD).cast::<P>() }
+}
+
+/// Drops the page references of a bio built by `alloc_with_data_of` and frees it.
+///
+/// # Safety
+///
+/// `bio` must be a bio from a `BioSet` that nobody else uses any more.
+unsafe fn release(bio: *mut bindings::bio) {
+    // SAFETY: The caller owns the bio; `bi_vcnt` counts the bvecs we added.
+    let (vecs, n) = unsafe { ((*bio).bi_io_vec, (*bio).bi_vcnt) };
+    for i in 0..n as usize {
+        // SAFETY: `i < bi_vcnt`, and each bvec holds one page reference we took.
+        unsafe { bindings::put_page((*vecs.add(i)).bv_page) };
+    }
+    // SAFETY: The bio is ours and no longer referenced.
+    unsafe { bindings::bio_put(bio) };
+}
+
+/// Completion callback of bios submitted by [`OwnedBio::submit`].
+///
+/// # Safety
+///
+/// Called by the block layer exactly once for a bio submitted by `OwnedBio::<P>::submit`.
+unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
+    // SAFETY: The bio is valid during its completion.
+    let status = unsafe { (*bio).bi_status };
+    // SAFETY: `submit` stored a `P` in the front pad; it is read exactly once, here.
+    let payload = unsafe { front_pad::<P>(bio).read() };
+    // SAFETY: The bio completed; nobody else references it.
+    unsafe { release(bio) };
+    payload.complete(status_to_result(status));
+}

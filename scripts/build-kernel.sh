@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build a guest kernel for one architecture, with this repo's rust/ abstractions applied,
+# then the rtmirror module against it. Outputs live in a cache outside the clone, keyed by
+# kernel version, architecture and config, so a second run is incremental.
+#
+# usage: build-kernel.sh <x86_64|s390x> [module|builtin]
+#   module  (default): CONFIG_DM_RTMIRROR=n in the kernel, rtmirror built out of tree (Kbuild)
+#   builtin: CONFIG_DM_RTMIRROR=y, rtmirror compiled into the kernel image
+# Prints the build directory on the last line of stdout.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib.sh"
+
+arch=${1:?usage: build-kernel.sh <x86_64|s390x> [module|builtin]}
+mode=${2:-module}
+case $arch in
+x86_64) karch=x86_64; cross=""; image=arch/x86/boot/bzImage
+	fragments=("$here/qemu-tests/kconfig/common.config" "$here/qemu-tests/kconfig/x86_64.config") ;;
+s390x) karch=s390; cross=s390x-linux-gnu-; image=arch/s390/boot/bzImage
+	fragments=("$here/qemu-tests/kconfig/common.config" "$here/s390x-configs/s390x.config") ;;
+*) die "unknown architecture '$arch' (x86_64 or s390x)" ;;
+esac
+case $mode in module | builtin) ;; *) die "unknown mode '$mode' (module or builtin)" ;; esac
+
+src=$(kernel_source_tree)
+apply_rust_abstractions "$src"
+
+extra=$(mktemp); trap 'rm -f "$extra"' EXIT
+if [ "$mode" = builtin ]; then echo CONFIG_DM_RTMIRROR=y >"$extra"; else echo "# CONFIG_DM_RTMIRROR is not set" >"$extra"; fi
+key=$(cat "${fragments[@]}" "$extra" | sha256sum | cut -c1-12)
+out="$RTMIRROR_CACHE/build/$(basename "$src")-$arch-$mode-$key"
+mkdir -p "$out"
+
+kmake() {
+	make -C "$src" O="$out" ARCH="$karch" ${cross:+CROSS_COMPILE=$cross} \
+		CC="ccache ${cross}gcc" \
+		RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=/usr/local/bin/bindgen \
+		-j"$(( $(nproc) + 1 ))" "$@"
+}
+
+if [ ! -e "$out/.config-done" ]; then
+	log "configuring $arch ($mode) in $out"
+	kmake tinyconfig >/dev/null
+	(cd "$out" && KCONFIG_CONFIG=.config "$src/scripts/kconfig/merge_config.sh" -m -O "$out" .config "${fragments[@]}" "$extra" >/dev/null)
+	kmake olddefconfig >/dev/null
+	grep -q '^CONFIG_RUST=y' "$out/.config" || { kmake rustavailable || true; die "CONFIG_RUST did not stick: Rust toolchain not usable"; }
+	for f in "${fragments[@]}" "$extra"; do
+		while read -r line; do
+			case $line in CONFIG_*=y) grep -qx "$line" "$out/.config" || log "warning: $line did not stick" ;; esac
+		done <"$f"
+	done
+	touch "$out/.config-done"
+fi
+
+log "building $arch kernel ($mode)"
+if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
+	grep -E -B2 -A12 'error(\[|:)|Error [0-9]' "$out/build.log" | head -n 150 >&2
+	die "kernel build failed; full log in $out/build.log"
+fi
+grep -E 'warning:' "$out/build.log" >&2 || true
+[ -e "$out/$image" ] || die "kernel image $out/$image missing"
+
+if [ "$mode" = module ]; then
+	log "building rtmirror module for $arch"
+	mkdir -p "$out/rtmirror-module"
+	if ! kmake M="$here" MO="$out/rtmirror-module" modules >"$out/module.log" 2>&1; then
+		cat "$out/module.log" >&2
+		die "module build failed"
+	fi
+	grep -E 'warning' "$out/module.log" >&2 || true
+	[ -e "$out/rtmirror-module/dm_rtmirror/dm_rtmirror.ko" ] || die "module not built"
+fi
+echo "$out"

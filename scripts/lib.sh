@@ -1,0 +1,66 @@
+# Shared shell helpers for scripts/*.sh (sourced, not executed).
+RTMIRROR_CACHE=${RTMIRROR_CACHE:-$HOME/.cache/dm-rtmirror}
+export RTMIRROR_CACHE CCACHE_DIR=${CCACHE_DIR:-$RTMIRROR_CACHE/ccache}
+log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# Extract Debian's linux-source-7.x (7.3 preferred) into the cache; print the tree's path.
+kernel_source_tree() {
+	local tarball ver tree
+	tarball=$(ls /usr/src/linux-source-7.3.tar.xz 2>/dev/null || ls /usr/src/linux-source-7.*.tar.xz 2>/dev/null | sort -V | tail -n 1 || true)
+	[ -n "$tarball" ] || die "no /usr/src/linux-source-7.x.tar.xz: run scripts/install-deps.sh"
+	ver=$(basename "$tarball" .tar.xz)
+	tree="$RTMIRROR_CACHE/$ver"
+	if [ ! -e "$tree/.extracted" ]; then
+		log "extracting $tarball"
+		rm -rf "$tree"; mkdir -p "$RTMIRROR_CACHE"
+		tar -C "$RTMIRROR_CACHE" -xf "$tarball"
+		touch "$tree/.extracted"
+	fi
+	echo "$tree"
+}
+
+# Copy $1 to $2 only when the content differs, so make sees no change otherwise.
+sync_file() { cmp -s "$1" "$2" || { mkdir -p "$(dirname "$2")"; cp "$1" "$2"; }; }
+
+# Add line $2 to file $1 after the first line matching regex $3 (or at the end), once.
+add_line_once() {
+	local file=$1 line=$2 after=${3:-}
+	grep -qxF -- "$line" "$file" && return 0
+	if [ -n "$after" ] && grep -q -- "$after" "$file"; then
+		awk -v l="$line" -v a="$after" '{ print } !done && $0 ~ a { print l; done = 1 }' "$file" >"$file.tmp"
+		mv "$file.tmp" "$file"
+	else
+		echo "$line" >>"$file"
+	fi
+}
+
+# Apply this repo's rust/ abstractions and the in-tree rtmirror wiring to a kernel tree.
+apply_rust_abstractions() {
+	local tree=$1 f rel
+	local repo
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	while IFS= read -r f; do
+		rel=${f#"$repo"/}
+		sync_file "$f" "$tree/$rel"
+	done < <(find "$repo/rust" -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' \))
+	add_line_once "$tree/rust/kernel/lib.rs" '#[cfg(CONFIG_BLK_DEV_DM)]' '^pub mod device;$'
+	add_line_once "$tree/rust/kernel/lib.rs" 'pub mod device_mapper;' '^#\[cfg(CONFIG_BLK_DEV_DM)\]$'
+	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/device-mapper.h>' '^#include <linux/blkdev.h>$'
+	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/bio.h>' '^#include <linux/device-mapper.h>$'
+	add_line_once "$tree/rust/helpers/helpers.c" '#include "bio.c"' '^#include "blk.c"$'
+	add_line_once "$tree/rust/kernel/block.rs" 'pub mod bio;' '^pub mod mq;$'
+	# In-tree build of the target (CONFIG_DM_RTMIRROR), for root-on-rtmirror kernels.
+	local dst="$tree/drivers/md/rtmirror"
+	while IFS= read -r f; do
+		rel=${f#"$repo"/dm_rtmirror/}
+		sync_file "$f" "$dst/$rel"
+	done < <(find "$repo/dm_rtmirror" -path "$repo/dm_rtmirror/core/target" -prune -o -type f -name '*.rs' -print)
+	sync_file "$repo/dm_rtmirror/Kconfig" "$dst/Kconfig"
+	printf 'obj-$(CONFIG_DM_RTMIRROR) += dm_rtmirror.o\n' >"$dst/Makefile.new"
+	sync_file "$dst/Makefile.new" "$dst/Makefile"; rm -f "$dst/Makefile.new"
+	if ! grep -q 'drivers/md/rtmirror/Kconfig' "$tree/drivers/md/Kconfig"; then
+		sed -i 's|^endif # MD$|source "drivers/md/rtmirror/Kconfig"\n\nendif # MD|' "$tree/drivers/md/Kconfig"
+	fi
+	add_line_once "$tree/drivers/md/Makefile" 'obj-$(CONFIG_DM_RTMIRROR)	+= rtmirror/'
+}
