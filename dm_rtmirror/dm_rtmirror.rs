@@ -148,7 +148,11 @@ impl BioCompletion for LegIo {
 
 /// Rejects a table: the short reason goes to device-mapper (which logs it with the device
 /// name), the detail to the kernel log.
-fn reject(setup: &mut TargetSetup<'_>, reason: &'static CStr, detail: core::fmt::Arguments<'_>) -> Error {
+fn reject(
+    setup: &mut TargetSetup<'_>,
+    reason: &'static CStr,
+    detail: core::fmt::Arguments<'_>,
+) -> Error {
     pr_err!("rtmirror: {}: {}\n", setup.device_name(), detail);
     setup.set_error(reason);
     EINVAL
@@ -160,10 +164,13 @@ impl RtMirror {
     }
 
     fn in_sync_legs(&self) -> impl Iterator<Item = (usize, &DmDev)> + '_ {
-        self.legs.iter().enumerate().filter_map(|(i, l)| match (&l.dev, l.state()) {
-            (Some(d), LegState::InSync) => Some((i, d)),
-            _ => None,
-        })
+        self.legs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match (&l.dev, l.state()) {
+                (Some(d), LegState::InSync) => Some((i, d)),
+                _ => None,
+            })
     }
 
     /// The leg reads go to: the primary when in sync, else the first in-sync leg.
@@ -293,7 +300,11 @@ impl RtMirror {
                     return Err(EBUSY);
                 }
                 if !self.detach(i, LegState::Inactive) {
-                    pr_warn!("rtmirror: {}: fail {}: leg is not in sync\n", self.dev_name(), i);
+                    pr_warn!(
+                        "rtmirror: {}: fail {}: leg is not in sync\n",
+                        self.dev_name(),
+                        i
+                    );
                     return Err(EINVAL);
                 }
                 pr_warn!(
@@ -318,6 +329,7 @@ impl RtMirror {
 /// Largest number of table words we accept: 1 + 4 legs + 1 + 2 logs + 1 + 9 option words.
 const MAX_TABLE_WORDS: usize = 32;
 
+#[vtable]
 impl Target for RtMirror {
     type PerIo = MirrorIo;
 
@@ -325,8 +337,12 @@ impl Target for RtMirror {
         if args.len() > MAX_TABLE_WORDS {
             return Err(reject(
                 setup,
-                c"rtmirror: too many arguments",
-                format_args!("{} arguments, at most {} expected", args.len(), MAX_TABLE_WORDS),
+                c"too many arguments",
+                format_args!(
+                    "{} arguments, at most {} expected",
+                    args.len(),
+                    MAX_TABLE_WORDS
+                ),
             ));
         }
         let mut words: [&str; MAX_TABLE_WORDS] = [""; MAX_TABLE_WORDS];
@@ -336,7 +352,7 @@ impl Target for RtMirror {
                 Err(_) => {
                     return Err(reject(
                         setup,
-                        c"rtmirror: argument is not valid UTF-8",
+                        c"argument is not valid UTF-8",
                         format_args!("an argument is not valid UTF-8"),
                     ))
                 }
@@ -360,8 +376,13 @@ impl Target for RtMirror {
                         Err(e) => {
                             return Err(reject_errno(
                                 setup,
-                                c"rtmirror: cannot open leg device",
-                                format_args!("leg {} '{}': cannot open (error {})", i, path, e.to_errno()),
+                                c"cannot open leg device",
+                                format_args!(
+                                    "leg {} '{}': cannot open (error {})",
+                                    i,
+                                    path,
+                                    e.to_errno()
+                                ),
                                 e,
                             ))
                         }
@@ -369,7 +390,7 @@ impl Target for RtMirror {
                     if dev.nr_sectors() < len {
                         return Err(reject(
                             setup,
-                            c"rtmirror: leg device is smaller than the target",
+                            c"leg device is smaller than the target",
                             format_args!(
                                 "leg {} '{}' has {} sectors, the target needs {}",
                                 i,
@@ -382,8 +403,11 @@ impl Target for RtMirror {
                     if devts.contains(&dev.devt()) {
                         return Err(reject(
                             setup,
-                            c"rtmirror: device given twice",
-                            format_args!("leg {} '{}' is a device already used in this table", i, path),
+                            c"device given twice",
+                            format_args!(
+                                "leg {} '{}' is a device already used in this table",
+                                i, path
+                            ),
                         ));
                     }
                     devts.push(dev.devt(), GFP_KERNEL)?;
@@ -411,7 +435,7 @@ impl Target for RtMirror {
                 Err(e) => {
                     return Err(reject_errno(
                         setup,
-                        c"rtmirror: cannot open log device",
+                        c"cannot open log device",
                         format_args!("log {} '{}': cannot open (error {})", i, path, e.to_errno()),
                         e,
                     ))
@@ -420,8 +444,11 @@ impl Target for RtMirror {
             if devts.contains(&dev.devt()) {
                 return Err(reject(
                     setup,
-                    c"rtmirror: device given twice",
-                    format_args!("log {} '{}' is a device already used in this table", i, path),
+                    c"device given twice",
+                    format_args!(
+                        "log {} '{}' is a device already used in this table",
+                        i, path
+                    ),
                 ));
             }
             devts.push(dev.devt(), GFP_KERNEL)?;
@@ -518,7 +545,10 @@ impl Target for RtMirror {
     fn message(&self, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
         let mut words: [&str; 4] = [""; 4];
         if args.len() > words.len() {
-            pr_warn!("rtmirror: {}: message has too many words\n", self.dev_name());
+            pr_warn!(
+                "rtmirror: {}: message has too many words\n",
+                self.dev_name()
+            );
             return Err(EINVAL);
         }
         for (w, a) in words.iter_mut().zip(args.iter()) {

@@ -44,10 +44,12 @@ apply_rust_abstractions() {
 		rel=${f#"$repo"/}
 		sync_file "$f" "$tree/$rel"
 	done < <(find "$repo/rust" -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' \))
-	add_line_once "$tree/rust/kernel/lib.rs" '#[cfg(CONFIG_BLK_DEV_DM)]' '^pub mod device;$'
-	add_line_once "$tree/rust/kernel/lib.rs" 'pub mod device_mapper;' '^#\[cfg(CONFIG_BLK_DEV_DM)\]$'
+	if ! grep -q '^pub mod device_mapper;$' "$tree/rust/kernel/lib.rs"; then
+		sed -i 's/^pub mod device;$/pub mod device;\n#[cfg(CONFIG_BLK_DEV_DM)]\npub mod device_mapper;/' "$tree/rust/kernel/lib.rs"
+	fi
 	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/device-mapper.h>' '^#include <linux/blkdev.h>$'
 	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/bio.h>' '^#include <linux/device-mapper.h>$'
+	add_line_once "$tree/rust/bindings/bindings_helper.h" 'const gfp_t RUST_CONST_HELPER_GFP_NOIO = GFP_NOIO;' '^const gfp_t RUST_CONST_HELPER_GFP_KERNEL_ACCOUNT'
 	add_line_once "$tree/rust/helpers/helpers.c" '#include "bio.c"' '^#include "blk.c"$'
 	add_line_once "$tree/rust/kernel/block.rs" 'pub mod bio;' '^pub mod mq;$'
 	# In-tree build of the target (CONFIG_DM_RTMIRROR), for root-on-rtmirror kernels.

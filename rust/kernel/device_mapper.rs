@@ -15,7 +15,7 @@
 use crate::{
     bindings,
     block::bio::{result_to_status, Bio},
-    error::{from_result, to_result, Error},
+    error::{from_result, to_result, Error, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int, c_uint},
     prelude::*,
     str::CStr,
@@ -248,7 +248,7 @@ impl TargetSetup<'_> {
     /// Splits bios so that none crosses a multiple of `sectors` (relative to the target).
     pub fn set_max_io_len(&mut self, sectors: u32) -> Result {
         // SAFETY: `ti` is valid during the constructor.
-        to_result(unsafe { bindings::dm_set_target_max_io_len(self.ti, sectors) })
+        to_result(unsafe { bindings::dm_set_target_max_io_len(self.ti, sectors.into()) })
     }
 
     /// Number of empty flush bios the target receives per flush (0 to pass none).
@@ -283,7 +283,11 @@ impl TargetSetup<'_> {
 fn device_name<'a>(ti: *mut bindings::dm_target) -> &'a CStr {
     // SAFETY: `ti` and its table are valid; the mapped device outlives its tables, and
     // `dm_device_name` returns a NUL-terminated name stored in it.
-    unsafe { CStr::from_char_ptr(bindings::dm_device_name(bindings::dm_table_get_md((*ti).table))) }
+    unsafe {
+        CStr::from_char_ptr(bindings::dm_device_name(bindings::dm_table_get_md(
+            (*ti).table,
+        )))
+    }
 }
 
 /// An underlying device opened by a target (`struct dm_dev`), closed on drop.
@@ -382,10 +386,12 @@ impl<'a, T: Target> MapBio<'a, T> {
         unsafe { Bio::from_raw(self.bio) }
     }
 
-    /// Sector relative to the start of the target.
+    /// Sector relative to the start of the target (0 for bios without a position, such as
+    /// empty flushes).
     pub fn target_sector(&self) -> u64 {
         // SAFETY: `ti` is valid while mapping.
-        self.bio().sector() - unsafe { (*self.ti).begin }
+        let begin = unsafe { (*self.ti).begin };
+        self.bio().sector().checked_sub(begin).unwrap_or(0)
     }
 
     /// Tells device-mapper to keep only the first `sectors` sectors in this bio; the rest comes
@@ -667,7 +673,7 @@ impl TableEvent {
         // SAFETY: `work` is initialised (invariant) and pinned; `system_wq` always exists.
         unsafe {
             bindings::queue_work_on(
-                bindings::WORK_CPU_UNBOUND as c_int,
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
                 bindings::system_wq,
                 self.work.get(),
             )
@@ -722,7 +728,10 @@ unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
     drop(unsafe { KBox::from_raw((*ti).private.cast::<T>()) });
 }
 
-unsafe extern "C" fn map<T: Target>(ti: *mut bindings::dm_target, bio: *mut bindings::bio) -> c_int {
+unsafe extern "C" fn map<T: Target>(
+    ti: *mut bindings::dm_target,
+    bio: *mut bindings::bio,
+) -> c_int {
     // SAFETY: `ti` is a live target of type `T`.
     let t = unsafe { target_of::<T>(ti) };
     t.map(MapBio {

@@ -9,6 +9,8 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod fmtbuf;
+pub mod log_format;
 pub mod message;
+pub mod region;
 pub mod status;
 pub mod table;

@@ -109,13 +109,13 @@ impl MessageError<'_> {
     /// A fixed, static sentence describing the kind of error.
     pub fn reason(&self) -> &'static CStr {
         match self {
-            Self::Empty => c"rtmirror: empty message",
-            Self::UnknownVerb(_) => c"rtmirror: unknown message",
-            Self::MissingArgument(_) => c"rtmirror: message is missing its argument",
-            Self::ExtraArguments { .. } => c"rtmirror: too many message arguments",
-            Self::BadNumber { .. } => c"rtmirror: invalid number in message",
-            Self::LegOutOfRange { .. } => c"rtmirror: leg index out of range",
-            Self::TimeoutTooLarge(_) => c"rtmirror: io_timeout_ms too large",
+            Self::Empty => c"empty message",
+            Self::UnknownVerb(_) => c"unknown message",
+            Self::MissingArgument(_) => c"message is missing its argument",
+            Self::ExtraArguments { .. } => c"too many message arguments",
+            Self::BadNumber { .. } => c"invalid number in message",
+            Self::LegOutOfRange { .. } => c"leg index out of range",
+            Self::TimeoutTooLarge(_) => c"io_timeout_ms too large",
         }
     }
 }

@@ -144,7 +144,7 @@ fn malformed_messages() {
         let e = parse_message(&w(line), 3).unwrap_err();
         assert!(pred(&e), "{line:?}: {e:?}");
         assert!(e.to_string().contains(needle), "{line:?}: {e}");
-        assert!(e.reason().to_str().unwrap().starts_with("rtmirror: "));
+        assert!(!e.reason().to_str().unwrap().is_empty());
     }
     assert_eq!(
         parse_message(&w("fail 0"), 0),

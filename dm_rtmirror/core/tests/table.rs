@@ -29,7 +29,10 @@ fn bad(line: &str, pred: impl Fn(&TableError<'_>) -> bool, needle: &str) -> Stri
         "{line:?}: display {text:?} lacks {needle:?}"
     );
     let reason = e.reason().to_str().unwrap();
-    assert!(reason.starts_with("rtmirror: "), "{reason}");
+    assert!(
+        !reason.is_empty() && !reason.starts_with("rtmirror"),
+        "{reason}"
+    );
     text
 }
 
@@ -454,15 +457,12 @@ fn invalid_device_strings() {
         let e = parse_table(&args).unwrap_err();
         assert_eq!(e, TableError::InvalidDevice(dev));
         assert!(e.to_string().contains(&format!("'{dev}'")));
-        assert_eq!(
-            e.reason().to_str().unwrap(),
-            "rtmirror: invalid device name"
-        );
+        assert_eq!(e.reason().to_str().unwrap(), "invalid device name");
     }
 }
 
 #[test]
 fn reasons_are_static_sentences() {
     let e = TableError::RegionSizeNotPowerOfTwo(1000);
-    assert_eq!(e.reason(), c"rtmirror: region_size must be a power of two");
+    assert_eq!(e.reason(), c"region_size must be a power of two");
 }

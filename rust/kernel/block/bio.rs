@@ -47,7 +47,9 @@ pub fn status_to_result(status: bindings::blk_status_t) -> Result {
         return Ok(());
     }
     // SAFETY: `blk_status_to_errno` accepts any status value.
-    Err(Error::from_errno(unsafe { bindings::blk_status_to_errno(status) }))
+    Err(Error::from_errno(unsafe {
+        bindings::blk_status_to_errno(status)
+    }))
 }
 
 /// Converts a kernel result into a `blk_status_t`.
@@ -90,7 +92,7 @@ impl Bio {
 
     /// Returns the operation.
     pub fn op(&self) -> ReqOp {
-        match self.opf() & bindings::REQ_OP_MASK {
+        match self.opf() & ((1u32 << bindings::REQ_OP_BITS) - 1) {
             bindings::req_op_REQ_OP_READ => ReqOp::Read,
             bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
             bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
@@ -138,7 +140,7 @@ impl Bio {
         while iter.bi_size > 0 {
             // SAFETY: `bi_iter` of a valid bio with data left indexes a valid bvec in `bi_io_vec`.
             let bv = unsafe { &*vecs.add(iter.bi_idx as usize) };
-            let done_in_bv = iter.bi_bvec_done;
+            let done_in_bv = iter.bi_offset;
             let offset = bv.bv_offset + done_in_bv;
             // SAFETY: A multi-page bvec covers physically contiguous pages of one memmap range,
             // so the page holding byte `offset` is `offset / PAGE_SIZE` pages after `bv_page`.
@@ -151,10 +153,10 @@ impl Bio {
                 return;
             }
             iter.bi_size -= len;
-            iter.bi_bvec_done += len;
-            if iter.bi_bvec_done == bv.bv_len {
+            iter.bi_offset += len;
+            if iter.bi_offset == bv.bv_len {
                 iter.bi_idx += 1;
-                iter.bi_bvec_done = 0;
+                iter.bi_offset = 0;
             }
         }
     }
@@ -230,7 +232,12 @@ impl<P: BioCompletion> BioSet<P> {
         })
     }
 
-    fn alloc(&self, bdev: *mut bindings::block_device, nr_vecs: u32, opf: u32) -> Result<OwnedBio<P>> {
+    fn alloc(
+        &self,
+        bdev: *mut bindings::block_device,
+        nr_vecs: u32,
+        opf: u32,
+    ) -> Result<OwnedBio<P>> {
         let nr_vecs = u16::try_from(nr_vecs).map_err(|_| EINVAL)?;
         // SAFETY: `inner` is an initialised bio set (type invariant) and `bdev` is an open block
         // device (callers pass a `DmDev`'s device). GFP_NOIO never fails for a bio set with a

@@ -1,0 +1,728 @@
+//! Region bookkeeping for the write path: when the dirty-region log must be
+//! written, when a data write may be submitted and acknowledged, and which
+//! regions may be cleared lazily.
+//!
+//! Pure bookkeeping over caller-provided memory: [`RegionState`] is a small
+//! owned value; the per-region bitmaps and in-flight counters live in
+//! slices the kernel allocates once ([`region_words_needed`] `u64`s and
+//! `nr_regions` `u16`s). [`Regions`] is a short-lived view combining both,
+//! built under the target's lock for each operation.
+//!
+//! Bitmaps (bit set = …):
+//! * `image` — dirty in the in-memory log image (what the next log write
+//!   encodes);
+//! * `snapshot` — dirty in the log write in flight;
+//! * `durable` — dirty in the newest generation confirmed on at least one
+//!   healthy log copy;
+//! * `candidate` — clean candidate: no write in flight, every leg has every
+//!   write; cleared from `image` by [`Regions::clean_batch`];
+//! * `resync` — the legs may differ; only a resync clears it;
+//! * `recovering` — a resync is copying the region; writes are delayed.
+//!
+//! Protocol: [`Regions::write_start`] says whether a write may go to the
+//! legs now or must wait for a log generation; [`Regions::take_log_write`]
+//! snapshots the image for ONE log write at a time (every write waiting for
+//! it is batched into it); [`Regions::log_written`] reports the per-copy
+//! result. A copy that failed never counts as durable, and once every copy
+//! has failed the state is "log lost": every region counts as out of sync.
+
+use core::ffi::CStr;
+use core::fmt;
+
+use crate::log_format::{bitmap_words, LogHeader};
+use crate::status::{LegState, LogState};
+use crate::table::{MAX_LEGS, MAX_LOGS};
+
+/// Number of per-region bitmaps held in the caller's `bits` slice.
+pub const REGION_BITMAPS: usize = 6;
+
+/// `u64` words the caller must provide as `bits` for `nr_regions`.
+pub fn region_words_needed(nr_regions: u64) -> usize {
+    bitmap_words(nr_regions).saturating_mul(REGION_BITMAPS)
+}
+
+/// What a write must do before its data may be submitted to the legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStart {
+    /// The region is durably dirty: submit now, no log I/O needed.
+    Proceed,
+    /// Submit only after [`Regions::log_written`] reported generation
+    /// `>= gen` durable. The caller must make sure a log write is issued
+    /// ([`Regions::take_log_write`]).
+    WaitFor(u64),
+    /// Both log copies are lost: the write is not protected by the log.
+    /// It may be submitted; every region already counts as out of sync.
+    ProceedUnlogged,
+    /// A resync is copying the region: nothing was recorded; retry after
+    /// [`Regions::resync_end`].
+    Delay,
+}
+
+/// When a finished write may be acknowledged to the upper layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteDone {
+    /// Acknowledge now.
+    Ack,
+    /// A leg missed the write: acknowledge only once generation `>= gen`
+    /// (which records that leg as out of sync) is durable.
+    AckAfter(u64),
+    /// A leg missed the write and the log is lost, so that fact can never
+    /// be made durable: the write must not be reported as successful.
+    CannotAck,
+}
+
+/// A log write to issue: encode [`Regions::snapshot`] with
+/// [`Regions::snapshot_header`] and write it to the copies in `copies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogWrite {
+    /// Generation of this write.
+    pub generation: u64,
+    /// Bit `i` set: write copy `i` (the copies healthy at issue time).
+    pub copies: u8,
+}
+
+/// Outcome of a completed log write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDone {
+    /// Generation durable on at least one healthy copy: release every write
+    /// waiting for a generation up to this one.
+    Durable(u64),
+    /// Every copy has failed: the log is lost. Waiting writes may be
+    /// submitted unprotected ([`WriteStart::ProceedUnlogged`] semantics).
+    LogLost,
+}
+
+/// Misuse of the region API (the state is unchanged when one is returned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionError {
+    /// Region index beyond `nr_regions`.
+    OutOfRange,
+    /// Leg or log copy index out of range.
+    BadIndex,
+    /// The bitmap or counter slices are too short, or counts out of range.
+    BadMemory,
+    /// Too many writes in flight to one region (65535).
+    TooManyInFlight,
+    /// `write_done` without a matching `write_start`.
+    NotInFlight,
+    /// A write missed a leg, but no leg has been marked out of sync.
+    LegNotMarked,
+    /// `log_written` for a generation that is not in flight.
+    NoSuchLogWrite,
+    /// A leg cannot become in sync while regions still need resync.
+    ResyncPending,
+    /// `resync_end` without `resync_begin`.
+    NotRecovering,
+}
+
+impl RegionError {
+    /// A fixed, short sentence describing the kind of error.
+    pub fn reason(&self) -> &'static CStr {
+        match self {
+            Self::OutOfRange => c"region out of range",
+            Self::BadIndex => c"leg or log index out of range",
+            Self::BadMemory => c"region memory too small",
+            Self::TooManyInFlight => c"too many writes in flight to region",
+            Self::NotInFlight => c"write completion without write",
+            Self::LegNotMarked => c"leg missed a write but is still in sync",
+            Self::NoSuchLogWrite => c"no such log write in flight",
+            Self::ResyncPending => c"regions still need resync",
+            Self::NotRecovering => c"region is not being resynced",
+        }
+    }
+}
+
+impl fmt::Display for RegionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason().to_str().unwrap_or("region error"))
+    }
+}
+
+/// Whether a leg in state `s` receives application writes.
+pub fn leg_receives_writes(s: LegState) -> bool {
+    matches!(s, LegState::InSync | LegState::Resyncing)
+}
+
+/// The small, owned part of the region state (no borrowed memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionState {
+    nr_regions: u64,
+    nr_legs: u8,
+    legs: [LegState; MAX_LEGS],
+    stale_since: [u64; MAX_LEGS],
+    nr_copies: u8,
+    copies: [LogState; MAX_LOGS],
+    issued_gen: u64,
+    durable_gen: u64,
+    in_flight: Option<u8>,
+    snap_legs: [LegState; MAX_LEGS],
+    snap_stale: [u64; MAX_LEGS],
+    image_changed: bool,
+    leg_change_gen: u64,
+    log_lost: bool,
+    out_of_sync: u64,
+}
+
+impl RegionState {
+    /// State for `nr_regions` regions, the given leg states (at most
+    /// [`MAX_LEGS`]) and `nr_copies` log copies (0 to [`MAX_LOGS`]; 0 means
+    /// no log, i.e. "log lost" from the start). Call [`Regions::activate`]
+    /// before use.
+    pub fn new(nr_regions: u64, legs: &[LegState], nr_copies: u8) -> Result<Self, RegionError> {
+        if legs.is_empty() || legs.len() > MAX_LEGS || usize::from(nr_copies) > MAX_LOGS {
+            return Err(RegionError::BadIndex);
+        }
+        let mut l = [LegState::Missing; MAX_LEGS];
+        for (d, &s) in l.iter_mut().zip(legs) {
+            *d = s;
+        }
+        Ok(RegionState {
+            nr_regions,
+            nr_legs: u8::try_from(legs.len()).map_err(|_| RegionError::BadIndex)?,
+            legs: l,
+            stale_since: [0; MAX_LEGS],
+            nr_copies,
+            copies: [LogState::Alive; MAX_LOGS],
+            issued_gen: 0,
+            durable_gen: 0,
+            in_flight: None,
+            snap_legs: l,
+            snap_stale: [0; MAX_LEGS],
+            image_changed: false,
+            leg_change_gen: 0,
+            log_lost: nr_copies == 0,
+            out_of_sync: 0,
+        })
+    }
+
+    /// Number of regions.
+    pub fn nr_regions(&self) -> u64 {
+        self.nr_regions
+    }
+
+    /// Current leg states.
+    pub fn legs(&self) -> &[LegState] {
+        self.legs
+            .get(..usize::from(self.nr_legs))
+            .unwrap_or(&self.legs)
+    }
+
+    /// Generation each leg stopped being in sync (0 = in sync).
+    pub fn stale_since(&self) -> &[u64] {
+        self.stale_since
+            .get(..usize::from(self.nr_legs))
+            .unwrap_or(&self.stale_since)
+    }
+
+    /// State of each log copy.
+    pub fn copies(&self) -> &[LogState] {
+        self.copies
+            .get(..usize::from(self.nr_copies))
+            .unwrap_or(&self.copies)
+    }
+
+    /// Both (all) log copies are lost: every region counts as out of sync,
+    /// now and at the next activation.
+    pub fn log_lost(&self) -> bool {
+        self.log_lost
+    }
+
+    /// Newest generation durable on a healthy copy.
+    pub fn durable_generation(&self) -> u64 {
+        self.durable_gen
+    }
+
+    /// Generation of the newest log write issued (maybe still in flight).
+    pub fn issued_generation(&self) -> u64 {
+        self.issued_gen
+    }
+
+    /// Whether a log write is in flight.
+    pub fn log_write_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Whether the in-memory image differs from what was last issued, so a
+    /// log write is due.
+    pub fn log_write_due(&self) -> bool {
+        self.image_changed && !self.log_lost
+    }
+
+    /// Regions that need resync (0 in-sync when the log is lost).
+    pub fn out_of_sync_regions(&self) -> u64 {
+        if self.log_lost {
+            self.nr_regions
+        } else {
+            self.out_of_sync
+        }
+    }
+
+    /// Regions in sync, for the status line.
+    pub fn in_sync_regions(&self) -> u64 {
+        self.nr_regions.saturating_sub(self.out_of_sync_regions())
+    }
+
+    /// Whether every leg that is not in sync still receives writes (so
+    /// regions can be cleaned and resynced).
+    fn all_legs_receive(&self) -> bool {
+        self.legs().iter().all(|&s| leg_receives_writes(s))
+    }
+
+    fn healthy_mask(&self) -> u8 {
+        self.copies()
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == LogState::Alive)
+            .fold(0u8, |m, (i, _)| m | (1u8 << (i % 8)))
+    }
+
+    fn next_gen(&self) -> u64 {
+        self.issued_gen.saturating_add(1)
+    }
+}
+
+/// Bit helpers over a bitmap slice; out-of-range indices read as 0 and are
+/// not written.
+fn bit(map: &[u64], r: u64) -> bool {
+    usize::try_from(r / 64)
+        .ok()
+        .and_then(|i| map.get(i))
+        .is_some_and(|w| w & (1u64 << (r % 64)) != 0)
+}
+
+fn set_bit(map: &mut [u64], r: u64, v: bool) {
+    if let Some(w) = usize::try_from(r / 64).ok().and_then(|i| map.get_mut(i)) {
+        let m = 1u64 << (r % 64);
+        if v {
+            *w |= m;
+        } else {
+            *w &= !m;
+        }
+    }
+}
+
+/// Mask of the valid bits in the last bitmap word.
+fn last_word_mask(nr_regions: u64) -> u64 {
+    match nr_regions % 64 {
+        0 => u64::MAX,
+        r => (1u64 << r) - 1,
+    }
+}
+
+/// A view of the region state plus its caller-provided memory.
+#[derive(Debug)]
+pub struct Regions<'a> {
+    st: &'a mut RegionState,
+    image: &'a mut [u64],
+    snapshot: &'a mut [u64],
+    durable: &'a mut [u64],
+    candidate: &'a mut [u64],
+    resync: &'a mut [u64],
+    recovering: &'a mut [u64],
+    inflight: &'a mut [u16],
+}
+
+impl<'a> Regions<'a> {
+    /// Builds a view. `bits` needs [`region_words_needed`] words and
+    /// `inflight` `nr_regions` entries; longer slices are fine.
+    pub fn new(
+        st: &'a mut RegionState,
+        bits: &'a mut [u64],
+        inflight: &'a mut [u16],
+    ) -> Result<Self, RegionError> {
+        let w = bitmap_words(st.nr_regions);
+        let nr = usize::try_from(st.nr_regions).map_err(|_| RegionError::BadMemory)?;
+        let inflight = inflight.get_mut(..nr).ok_or(RegionError::BadMemory)?;
+        let bits = bits
+            .get_mut(..region_words_needed(st.nr_regions))
+            .ok_or(RegionError::BadMemory)?;
+        let mut chunks = bits.chunks_exact_mut(w.max(1));
+        let mut next = || chunks.next().unwrap_or(&mut []);
+        let (image, snapshot, durable) = (next(), next(), next());
+        let (candidate, resync, recovering) = (next(), next(), next());
+        Ok(Regions {
+            st,
+            image,
+            snapshot,
+            durable,
+            candidate,
+            resync,
+            recovering,
+            inflight,
+        })
+    }
+
+    /// The owned state.
+    pub fn state(&self) -> &RegionState {
+        self.st
+    }
+
+    /// Initialises the memory at activation.
+    ///
+    /// `loaded` is the newest header and the combined bitmap from
+    /// [`crate::log_format::choose_copies`]: its bits become dirty, durable
+    /// and resync work; leg states come from the header. `None` means no
+    /// usable log (lost, or brand new): every region is out of sync and
+    /// nothing is durable yet, so the first log write records that.
+    /// `base_generation` is the largest generation seen on any copy; new
+    /// writes use larger ones. No writes may be in flight.
+    pub fn activate(&mut self, loaded: Option<(&LogHeader, &[u64])>, base_generation: u64) {
+        self.inflight.fill(0);
+        for m in [
+            &mut *self.snapshot,
+            &mut *self.candidate,
+            &mut *self.recovering,
+        ] {
+            m.fill(0);
+        }
+        let last_mask = last_word_mask(self.st.nr_regions);
+        let mut gen = base_generation;
+        match loaded {
+            Some((h, bits)) => {
+                for (i, d) in self.image.iter_mut().enumerate() {
+                    *d = bits.get(i).copied().unwrap_or(u64::MAX);
+                }
+                self.st.legs = h.normalized().leg_states;
+                self.st.stale_since = h.normalized().stale_since;
+                gen = gen.max(h.generation);
+                self.durable.copy_from_slice(self.image);
+                self.st.image_changed = false;
+            }
+            None => {
+                self.image.fill(u64::MAX);
+                self.durable.fill(0);
+                self.st.image_changed = true;
+            }
+        }
+        for m in [&mut *self.image, &mut *self.durable] {
+            if let Some(l) = m.last_mut() {
+                *l &= last_mask;
+            }
+        }
+        self.resync.copy_from_slice(self.image);
+        self.st.out_of_sync = self.image.iter().map(|w| u64::from(w.count_ones())).sum();
+        self.st.issued_gen = gen;
+        self.st.durable_gen = gen;
+        self.st.leg_change_gen = gen;
+        self.st.in_flight = None;
+        self.st.snap_legs = self.st.legs;
+        self.st.snap_stale = self.st.stale_since;
+    }
+
+    /// Like [`Regions::activate`] with no log, but for legs declared
+    /// identical (`nosync`): nothing is out of sync.
+    pub fn activate_nosync(&mut self, base_generation: u64) {
+        self.activate(None, base_generation);
+        self.image.fill(0);
+        self.resync.fill(0);
+        self.st.out_of_sync = 0;
+    }
+
+    fn check(&self, r: u64) -> Result<usize, RegionError> {
+        if r >= self.st.nr_regions {
+            return Err(RegionError::OutOfRange);
+        }
+        usize::try_from(r).map_err(|_| RegionError::OutOfRange)
+    }
+
+    fn inflight(&self, r: u64) -> u16 {
+        usize::try_from(r)
+            .ok()
+            .and_then(|i| self.inflight.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A write to region `r` arrives.
+    pub fn write_start(&mut self, r: u64) -> Result<WriteStart, RegionError> {
+        let i = self.check(r)?;
+        if bit(self.recovering, r) {
+            return Ok(WriteStart::Delay);
+        }
+        let slot = self.inflight.get_mut(i).ok_or(RegionError::OutOfRange)?;
+        *slot = slot.checked_add(1).ok_or(RegionError::TooManyInFlight)?;
+        set_bit(self.candidate, r, false);
+        if !bit(self.image, r) {
+            set_bit(self.image, r, true);
+            self.st.image_changed = true;
+        }
+        if self.st.log_lost {
+            return Ok(WriteStart::ProceedUnlogged);
+        }
+        let in_snapshot = self.st.in_flight.is_some() && bit(self.snapshot, r);
+        let stays_durable = self.st.in_flight.is_none() || in_snapshot;
+        Ok(if bit(self.durable, r) && stays_durable {
+            WriteStart::Proceed
+        } else if in_snapshot {
+            WriteStart::WaitFor(self.st.issued_gen)
+        } else {
+            WriteStart::WaitFor(self.st.next_gen())
+        })
+    }
+
+    /// A write to region `r` finished. `all_legs_ok`: every leg that
+    /// receives writes (in sync or resyncing) has it; if not, the caller
+    /// must first have moved the failing leg out of sync with
+    /// [`Regions::set_leg_state`].
+    pub fn write_done(&mut self, r: u64, all_legs_ok: bool) -> Result<WriteDone, RegionError> {
+        let i = self.check(r)?;
+        if self.inflight(r) == 0 {
+            return Err(RegionError::NotInFlight);
+        }
+        if !all_legs_ok && self.st.all_legs_receive() {
+            return Err(RegionError::LegNotMarked);
+        }
+        if let Some(slot) = self.inflight.get_mut(i) {
+            *slot = slot.saturating_sub(1);
+        }
+        let missed = !all_legs_ok || !self.st.all_legs_receive();
+        if missed && !bit(self.resync, r) {
+            set_bit(self.resync, r, true);
+            self.st.out_of_sync = self.st.out_of_sync.saturating_add(1);
+        }
+        if self.inflight(r) == 0 && !bit(self.resync, r) && bit(self.image, r) {
+            set_bit(self.candidate, r, true);
+        }
+        Ok(if all_legs_ok {
+            WriteDone::Ack
+        } else if self.st.log_lost {
+            WriteDone::CannotAck
+        } else if self.st.leg_change_gen > self.st.durable_gen {
+            WriteDone::AckAfter(self.st.leg_change_gen)
+        } else {
+            WriteDone::Ack
+        })
+    }
+
+    /// Changes the state of leg `leg`. Leaving [`LegState::InSync`] records
+    /// the generation it became stale; returning to it requires that no
+    /// region needs resync. Returns the generation that will record the
+    /// change (writes that missed the leg are acknowledged after it).
+    pub fn set_leg_state(&mut self, leg: usize, s: LegState) -> Result<u64, RegionError> {
+        if leg >= usize::from(self.st.nr_legs) {
+            return Err(RegionError::BadIndex);
+        }
+        let next = self.st.next_gen();
+        let (Some(cur), Some(stale)) = (
+            self.st.legs.get_mut(leg),
+            self.st.stale_since.get_mut(leg),
+        ) else {
+            return Err(RegionError::BadIndex);
+        };
+        if *cur == s {
+            return Ok(self.st.leg_change_gen);
+        }
+        if s == LegState::InSync {
+            if self.st.out_of_sync != 0 || self.st.log_lost {
+                return Err(RegionError::ResyncPending);
+            }
+            *stale = 0;
+        } else if *cur == LegState::InSync {
+            *stale = next;
+        }
+        *cur = s;
+        self.st.image_changed = true;
+        self.st.leg_change_gen = next;
+        Ok(next)
+    }
+
+    /// Marks every region out of sync (a full resync, e.g. when an
+    /// Inactive or Missing leg comes back).
+    pub fn mark_all_out_of_sync(&mut self) {
+        self.image.fill(u64::MAX);
+        self.resync.fill(u64::MAX);
+        let mask = last_word_mask(self.st.nr_regions);
+        for m in [&mut *self.image, &mut *self.resync] {
+            if let Some(l) = m.last_mut() {
+                *l &= mask;
+            }
+        }
+        self.candidate.fill(0);
+        self.st.out_of_sync = self.st.nr_regions;
+        self.st.image_changed = true;
+    }
+
+    /// Picks up to `max` clean candidates and clears them from the in-memory
+    /// image; the next log write makes that durable. A region written again
+    /// before that simply becomes dirty again (nothing is lost). Returns the
+    /// number of regions cleared.
+    pub fn clean_batch(&mut self, max: u64) -> u64 {
+        if self.st.log_lost {
+            return 0;
+        }
+        let mut n = 0u64;
+        for (wi, cw) in self.candidate.iter_mut().enumerate() {
+            let mut word = *cw;
+            while word != 0 && n < max {
+                let b = u64::from(word.trailing_zeros());
+                word &= word - 1;
+                let r = (wi as u64).saturating_mul(64).saturating_add(b);
+                let busy = usize::try_from(r)
+                    .ok()
+                    .and_then(|i| self.inflight.get(i))
+                    .is_none_or(|&c| c != 0);
+                *cw &= !(1u64 << b);
+                if busy || bit(self.resync, r) || bit(self.recovering, r) {
+                    continue;
+                }
+                if bit(self.image, r) {
+                    set_bit(self.image, r, false);
+                    self.st.image_changed = true;
+                    n = n.saturating_add(1);
+                }
+            }
+            if n >= max {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Starts the next log write if one is due and none is in flight:
+    /// snapshots the image and leg states under a new generation. Every
+    /// write waiting so far is covered by this one write.
+    pub fn take_log_write(&mut self) -> Option<LogWrite> {
+        if self.st.log_lost || self.st.in_flight.is_some() || !self.st.image_changed {
+            return None;
+        }
+        let copies = self.st.healthy_mask();
+        if copies == 0 {
+            return None;
+        }
+        let gen = self.st.issued_gen.checked_add(1)?;
+        self.snapshot.copy_from_slice(self.image);
+        self.st.snap_legs = self.st.legs;
+        self.st.snap_stale = self.st.stale_since;
+        self.st.issued_gen = gen;
+        self.st.in_flight = Some(copies);
+        self.st.image_changed = false;
+        Some(LogWrite {
+            generation: gen,
+            copies,
+        })
+    }
+
+    /// The bitmap of the log write in flight (encode this).
+    pub fn snapshot(&self) -> &[u64] {
+        self.snapshot
+    }
+
+    /// The header of the log write in flight (or of the last one issued).
+    pub fn snapshot_header(
+        &self,
+        uuid: [u8; 16],
+        region_size: u64,
+        clean_shutdown: bool,
+    ) -> LogHeader {
+        LogHeader {
+            uuid,
+            generation: self.st.issued_gen,
+            region_size,
+            nr_regions: self.st.nr_regions,
+            nr_legs: self.st.nr_legs,
+            leg_states: self.st.snap_legs,
+            stale_since: self.st.snap_stale,
+            clean_shutdown,
+        }
+        .normalized()
+    }
+
+    /// Reports the log write of generation `gen` finished; bit `i` of
+    /// `copies_ok` set means copy `i` was written (and flushed) without
+    /// error. Copies that were not written, or have failed meanwhile, never
+    /// count; every written copy not reported ok is marked failed.
+    pub fn log_written(&mut self, gen: u64, copies_ok: u8) -> Result<LogDone, RegionError> {
+        let issued = match self.st.in_flight {
+            Some(m) if gen == self.st.issued_gen => m,
+            _ => return Err(RegionError::NoSuchLogWrite),
+        };
+        self.st.in_flight = None;
+        let ok = copies_ok & issued & self.st.healthy_mask();
+        for (i, c) in self.st.copies.iter_mut().enumerate() {
+            if issued & (1u8 << (i % 8)) != 0 && ok & (1u8 << (i % 8)) == 0 {
+                *c = LogState::Failed;
+            }
+        }
+        if ok != 0 {
+            self.durable.copy_from_slice(self.snapshot);
+            self.st.durable_gen = gen;
+            Ok(LogDone::Durable(gen))
+        } else {
+            self.st.log_lost = true;
+            Ok(LogDone::LogLost)
+        }
+    }
+
+    /// Log copy `i` failed outside a log write (e.g. a read error). If no
+    /// healthy copy remains the log is lost.
+    pub fn copy_failed(&mut self, i: usize) -> Result<(), RegionError> {
+        if i >= usize::from(self.st.nr_copies) {
+            return Err(RegionError::BadIndex);
+        }
+        if let Some(c) = self.st.copies.get_mut(i) {
+            *c = LogState::Failed;
+        }
+        if self.st.healthy_mask() == 0 {
+            self.st.log_lost = true;
+        }
+        Ok(())
+    }
+
+    /// Whether region `r` needs resync.
+    pub fn needs_resync(&self, r: u64) -> bool {
+        self.st.log_lost || bit(self.resync, r)
+    }
+
+    /// The first region at or after `from` that needs resync.
+    pub fn next_out_of_sync(&self, from: u64) -> Option<u64> {
+        if self.st.log_lost {
+            return (from < self.st.nr_regions).then_some(from);
+        }
+        (from..self.st.nr_regions).find(|&r| bit(self.resync, r))
+    }
+
+    /// Whether region `r` is dirty in the newest durable log generation.
+    pub fn is_durably_dirty(&self, r: u64) -> bool {
+        bit(self.durable, r)
+    }
+
+    /// Writes in flight to region `r`.
+    pub fn writes_in_flight(&self, r: u64) -> u16 {
+        self.inflight(r)
+    }
+
+    /// Claims region `r` for a resync copy: only when it needs resync and
+    /// no write is in flight. While claimed, [`Regions::write_start`]
+    /// returns [`WriteStart::Delay`].
+    pub fn resync_begin(&mut self, r: u64) -> Result<bool, RegionError> {
+        self.check(r)?;
+        if self.inflight(r) != 0 || bit(self.recovering, r) || !bit(self.resync, r) {
+            return Ok(false);
+        }
+        set_bit(self.recovering, r, true);
+        Ok(true)
+    }
+
+    /// Ends the resync copy of region `r`. If `copied` and every leg that
+    /// is not in sync receives writes (no Degraded/Inactive/Missing/Split
+    /// leg, which would still lack the region), the region is marked in
+    /// sync and becomes a clean candidate. Returns whether it was marked.
+    pub fn resync_end(&mut self, r: u64, copied: bool) -> Result<bool, RegionError> {
+        self.check(r)?;
+        if !bit(self.recovering, r) {
+            return Err(RegionError::NotRecovering);
+        }
+        set_bit(self.recovering, r, false);
+        if !copied || !self.st.all_legs_receive() || self.st.log_lost {
+            return Ok(false);
+        }
+        if bit(self.resync, r) {
+            set_bit(self.resync, r, false);
+            self.st.out_of_sync = self.st.out_of_sync.saturating_sub(1);
+        }
+        if bit(self.image, r) {
+            set_bit(self.candidate, r, true);
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Scenario 5: malformed tables and messages are rejected with a readable reason in the kernel
+# log (dmsetup itself only learns the errno), and the kernel log stays free of warnings.
+# Disks: vda, vdb 64 MiB; vdc 16 MiB (too small for a 64 MiB target); vdd 8 MiB (log).
+. /scenarios/lib.sh
+load_rtmirror
+S=$(sectors_of vda)
+rejected=0
+reject() { # <table args after "rtmirror"> <text the kernel log must show>
+	dmesg -c >/dev/null
+	if dmsetup create bad --table "0 $S rtmirror $1" 2>/dev/null; then
+		fail "accepted: '$1'"; dmsetup remove bad; return
+	fi
+	if dmesg | grep -q -F -- "$2"; then
+		rejected=$((rejected + 1)); note "rejected: '$1' -> $(dmesg | grep -F -- "$2" | tail -n 1)"
+	else
+		fail "'$1': kernel log lacks '$2': $(dmesg | tail -n 3 | tr '\n' '|')"
+	fi
+}
+reject "" "missing leg count"
+reject "x /dev/vda /dev/vdb 0 0" "leg count 'x'"
+reject "1 /dev/vda 0 0" "leg count '1' out of range"
+reject "5 /dev/vda /dev/vdb /dev/vdc /dev/vdd - 0 0" "leg count '5' out of range"
+reject "2 /dev/vda" "expected 2 legs, found only 1"
+reject "2 - - 0 0" "all legs are '-'"
+reject "2 /dev/vda /dev/vda 0 0" "device '/dev/vda' given more than once"
+reject "2 /dev/vda /dev/vdb" "missing log count"
+reject "2 /dev/vda /dev/vdb 3 /dev/vdd 0" "log count '3' out of range"
+reject "2 /dev/vda /dev/vdb 1 - 0" "log 0 is '-'"
+reject "2 /dev/vda /dev/vdb 1 /dev/vda 0" "device '/dev/vda' given more than once"
+reject "2 /dev/vda /dev/vdb 0" "missing optional argument count"
+reject "2 /dev/vda /dev/vdb 0 -1" "optional argument count '-1'"
+reject "2 /dev/vda /dev/vdb 0 2 region_size" "expected 2"
+reject "2 /dev/vda /dev/vdb 0 0 nosync" "nosync"
+reject "2 /dev/vda /dev/vdb 0 1 bogus" "unknown option 'bogus'"
+reject "2 /dev/vda /dev/vdb 0 1 region_size" "option 'region_size' is missing its value"
+reject "2 /dev/vda /dev/vdb 0 2 nosync nosync" "option 'nosync' given more than once"
+reject "2 /dev/vda /dev/vdb 0 2 region_size 1000" "region_size 1000 is not a power of two"
+reject "2 /dev/vda /dev/vdb 0 2 region_size 4" "region_size 4"
+reject "2 /dev/vda /dev/vdb 0 2 region_size 4194304" "region_size 4194304"
+reject "2 /dev/vda /dev/vdb 0 2 region_size 12abc" "'12abc' is not a valid decimal number"
+reject "2 /dev/vda /dev/vdb 0 2 region_size 099" "'099' is not a valid decimal number"
+reject "2 /dev/vda /dev/vdb 0 2 io_timeout_ms 99999999" "io_timeout_ms 99999999"
+reject "2 /dev/vda /dev/vdb 0 2 primary 2" "primary"
+reject "2 - /dev/vdb 0 2 primary 0" "primary leg 0 is absent"
+reject "2 /dev/vda /dev/vdc 0 0" "leg 1 '/dev/vdc' has"
+reject "2 /dev/vda /dev/nonexistent 0 0" "leg 1 '/dev/nonexistent': cannot open"
+reject "2 /dev/vda /dev/vdb 1 /dev/nonexistent 0" "log 0 '/dev/nonexistent': cannot open"
+reject "2 /dev/vda /dev/vdb 1 $(cat /sys/class/block/vda/dev) 0" "is a device already used"
+result rejected_tables $rejected
+
+# Messages on a good device.
+expect "create m0" dmsetup create m0 --table "0 $S rtmirror 2 /dev/vda /dev/vdb 0 0"
+bad_msg() { # <message words> <text the kernel log must show>
+	dmesg -c >/dev/null
+	if dmsetup message m0 0 $1 2>/dev/null; then fail "message accepted: '$1'"; return; fi
+	if dmesg | grep -q -F -- "$2"; then
+		rejected=$((rejected + 1)); note "rejected message: '$1' -> $(dmesg | grep -F -- "$2" | tail -n 1)"
+	else
+		fail "message '$1': kernel log lacks '$2': $(dmesg | tail -n 3 | tr '\n' '|')"
+	fi
+}
+bad_msg "frobnicate" "unknown message 'frobnicate'"
+bad_msg "fail" "message 'fail' is missing its argument"
+bad_msg "fail 7" "leg 7 out of range"
+bad_msg "fail 0 1" "unexpected extra argument '1'"
+bad_msg "primary x" "'x'"
+bad_msg "io_timeout_ms 99999999" "io_timeout_ms 99999999"
+bad_msg "resync_kbps -5" "'-5'"
+dmsetup message m0 0 fail 0 || fail "fail 0 refused"
+bad_msg "fail 1" "it would leave no in-sync leg"
+bad_msg "primary 0" "primary 0: leg is not in sync"
+result rejected_total $rejected
+expect "remove m0" dmsetup remove m0
+kernel_log_clean

@@ -1,0 +1,38 @@
+# Shared guest-side helpers, sourced by every scenario (busybox sh).
+# Reporting: "@@RESULT key value" lines and "@@FAIL text" lines go to the host, which decides.
+MB=1048576
+result() { echo "@@RESULT $*"; }
+fail() { echo "@@FAIL $*"; }
+note() { echo "@@NOTE $*"; }
+# Ask the host to do something (inject a fault, report counters); the reply is in $HOST_REPLY.
+host() { echo "@@HOST $*"; read -r HOST_REPLY; }
+expect() { # <description> <command...>: the command must succeed
+	local what=$1; shift
+	if "$@"; then note "ok: $what"; else fail "$what"; fi
+}
+expect_fail() { # <description> <command...>: the command must fail
+	local what=$1; shift
+	if "$@"; then fail "$what (unexpectedly succeeded)"; else note "ok: $what"; fi
+}
+load_rtmirror() {
+	grep -q '^dm_rtmirror ' /proc/modules || insmod /modules/dm_rtmirror.ko || fail "insmod dm_rtmirror"
+}
+sectors_of() { cat "/sys/class/block/${1#/dev/}/size"; }
+dev_of() { echo "/dev/mapper/$1"; }
+# Write <count> MiB of fresh random data at MiB offset <seek> of <dev>; print its md5.
+write_random() { # <dev> <seek MiB> <count MiB>
+	dd if=/dev/urandom of=/tmp/pattern bs=$MB count=$3 2>/dev/null
+	dd if=/tmp/pattern of=$1 bs=$MB seek=$2 conv=fsync,notrunc 2>/dev/null || { fail "write to $1"; return 1; }
+	md5sum </tmp/pattern | cut -d' ' -f1
+}
+md5_of() { # <dev> <skip MiB> <count MiB>, read with O_DIRECT so the device answers, not the cache
+	dd if=$1 bs=$MB skip=$2 count=$3 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1
+}
+status_of() { dmsetup status "$1" | cut -d' ' -f4-; }
+table_of() { dmsetup table "$1" | cut -d' ' -f4-; }
+kernel_log_clean() {
+	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then
+		fail "kernel log has warnings"
+	fi
+}
+uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }

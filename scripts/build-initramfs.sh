@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build the guest initramfs for one architecture: busybox, dmsetup with its libraries, the
+# rtmirror module and the guest side of the scenarios (qemu-tests/guest/).
+# usage: build-initramfs.sh <x86_64|s390x> <kernel build dir> <output.cpio.gz>
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib.sh"
+arch=${1:?arch}; kbuild=${2:?kernel build dir}; out=${3:?output}
+
+root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,lib,lib64,etc,scenarios,modules}
+
+copy_with_libs() { # <sysroot> <binary> <dest in root>
+	local sysroot=$1 bin=$2 dest=$3 lib
+	cp -L "$sysroot$bin" "$root$dest"
+	case $arch in
+	x86_64) for lib in $(ldd "$bin" | awk '/=>/ { print $3 } /ld-linux/ { print $1 }'); do
+			mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; done ;;
+	s390x) for lib in lib/ld64.so.1 lib/s390x-linux-gnu/libc.so.6 lib/s390x-linux-gnu/libm.so.6 \
+			lib/s390x-linux-gnu/libdevmapper.so.1.02.1 lib/s390x-linux-gnu/libselinux.so.1 \
+			usr/lib/s390x-linux-gnu/libudev.so.1 usr/lib/s390x-linux-gnu/libpcre2-8.so.0 \
+			lib/s390x-linux-gnu/libcap.so.2; do
+			[ -e "$sysroot/$lib" ] || continue
+			mkdir -p "$root/$(dirname "$lib")"; cp -L "$sysroot/$lib" "$root/$lib"; done ;;
+	esac
+}
+
+case $arch in
+x86_64) cp /bin/busybox "$root/bin/busybox"; copy_with_libs "" /sbin/dmsetup /sbin/dmsetup ;;
+s390x) s390=$RTMIRROR_CACHE/s390x-userland/root
+	[ -e "$s390/bin/busybox" ] || die "s390x userland missing: run scripts/install-deps.sh"
+	cp "$s390/bin/busybox" "$root/bin/busybox"; copy_with_libs "$s390" /sbin/dmsetup /sbin/dmsetup ;;
+*) die "unknown arch $arch" ;;
+esac
+
+ko="$kbuild/rtmirror-module/dm_rtmirror/dm_rtmirror.ko"
+[ -e "$ko" ] && cp "$ko" "$root/modules/"
+cp "$here"/qemu-tests/guest/*.sh "$root/scenarios/"
+cp "$here/qemu-tests/guest/init" "$root/init"
+chmod +x "$root/init" "$root"/scenarios/*.sh
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
+mv "$out.tmp" "$out"
