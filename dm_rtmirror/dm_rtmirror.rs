@@ -17,9 +17,13 @@ use kernel::{
         Args, DeviceVisitor, DmDev, IoRef, IoResult, IterateStop, MapBio, Mapped, Registration,
         StatusType, StatusWriter, TableEvent, Target, TargetSetup,
     },
+    new_mutex,
     prelude::*,
     str::CString,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
 };
 
 #[path = "core/src/fmtbuf.rs"]
@@ -105,6 +109,11 @@ struct RtMirror {
     primary_explicit: Atomic<bool>,
     resync_kbps: Atomic<u32>,
     nosync: bool,
+    /// Largest logical block size of the present legs, in bytes.
+    logical_block_size: u32,
+    /// Serialises operator messages, so that checks and state changes they make are atomic.
+    #[pin]
+    message_lock: Mutex<()>,
     #[pin]
     bios: BioSet<LegIo>,
     #[pin]
@@ -114,6 +123,8 @@ struct RtMirror {
 /// State of one bio the target fans out to its legs.
 struct MirrorIo {
     legs_ok: Atomic<u32>,
+    /// First error a leg returned (negative errno), 0 if none.
+    first_error: Atomic<i32>,
 }
 
 impl IoResult for MirrorIo {
@@ -121,9 +132,11 @@ impl IoResult for MirrorIo {
         // A write succeeds once one in-sync leg has it; a leg that failed was detached before
         // its reference was dropped, so it no longer counts as in sync.
         if self.legs_ok.load(Relaxed) > 0 {
-            Ok(())
-        } else {
-            Err(EIO)
+            return Ok(());
+        }
+        match self.first_error.load(Relaxed) {
+            0 => Err(EIO),
+            e => Err(Error::from_errno(e)),
         }
     }
 }
@@ -136,11 +149,20 @@ struct LegIo {
 
 impl BioCompletion for LegIo {
     fn complete(self, status: Result) {
-        match status {
-            Ok(()) => {
-                self.io.state().legs_ok.fetch_add(1, Relaxed);
-            }
-            Err(e) => self.io.target().leg_failed(self.leg, e),
+        let Err(e) = status else {
+            self.io.state().legs_ok.fetch_add(1, Relaxed);
+            return;
+        };
+        let _ = self
+            .io
+            .state()
+            .first_error
+            .cmpxchg(0, e.to_errno(), Relaxed);
+        // A leg that cannot discard or write zeroes (any more) fails that request, not the
+        // leg: its data is intact.
+        let unsupported = e == EOPNOTSUPP || e == EREMOTEIO;
+        if !(unsupported && matches!(self.io.bio().op(), ReqOp::Discard | ReqOp::WriteZeroes)) {
+            self.io.target().leg_failed(self.leg, e);
         }
         // Dropping `self.io` completes the original bio after the last leg.
     }
@@ -153,7 +175,7 @@ fn reject(
     reason: &'static CStr,
     detail: core::fmt::Arguments<'_>,
 ) -> Error {
-    pr_err!("rtmirror: {}: {}\n", setup.device_name(), detail);
+    pr_err!("{}: {}\n", setup.device_name(), detail);
     setup.set_error(reason);
     EINVAL
 }
@@ -205,7 +227,7 @@ impl RtMirror {
     fn leg_failed(&self, leg: usize, err: Error) {
         if self.detach(leg, LegState::Inactive) {
             pr_err!(
-                "rtmirror: {}: leg {} failed with error {}: detached (Inactive)\n",
+                "{}: leg {} failed with error {}: detached (Inactive)\n",
                 self.dev_name(),
                 leg,
                 err.to_errno()
@@ -231,7 +253,9 @@ impl RtMirror {
         if has_data {
             let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
             if bytes < bio.bio().size() {
-                // Too many small segments for one leg bio: take the part that fits now.
+                // Too many small segments for one leg bio: take the whole logical blocks that
+                // fit now; device-mapper maps the rest in another call.
+                let bytes = bytes - bytes % self.logical_block_size.max(512);
                 let sectors = bytes >> kernel::block::SECTOR_SHIFT;
                 if sectors == 0 {
                     return bio.kill();
@@ -243,6 +267,7 @@ impl RtMirror {
         let sector = bio.target_sector();
         let (io, mapped) = bio.start(MirrorIo {
             legs_ok: Atomic::new(0),
+            first_error: Atomic::new(0),
         });
         let src: &Bio = io.bio();
         let (opf, size) = (src.opf(), src.size());
@@ -268,6 +293,7 @@ impl RtMirror {
     }
 
     fn handle_message(&self, msg: Message) -> Result {
+        let _guard = self.message_lock.lock();
         match msg {
             Message::IoTimeoutMs(ms) => self.io_timeout_ms.store(ms, Relaxed),
             Message::ResyncKbps(kbps) => self.resync_kbps.store(kbps, Relaxed),
@@ -277,14 +303,10 @@ impl RtMirror {
                     Some(l) if l.state() == LegState::InSync => {
                         self.primary.store(i as u32, Relaxed);
                         self.primary_explicit.store(true, Relaxed);
-                        pr_info!("rtmirror: {}: primary leg is now {}\n", self.dev_name(), i);
+                        pr_info!("{}: primary leg is now {}\n", self.dev_name(), i);
                     }
                     _ => {
-                        pr_warn!(
-                            "rtmirror: {}: primary {}: leg is not in sync\n",
-                            self.dev_name(),
-                            i
-                        );
+                        pr_warn!("{}: primary {}: leg is not in sync\n", self.dev_name(), i);
                         return Err(EINVAL);
                     }
                 }
@@ -293,29 +315,25 @@ impl RtMirror {
                 let i = usize::from(i);
                 if self.in_sync_legs().all(|(leg, _)| leg == i) {
                     pr_warn!(
-                        "rtmirror: {}: fail {}: refused, it would leave no in-sync leg\n",
+                        "{}: fail {}: refused, it would leave no in-sync leg\n",
                         self.dev_name(),
                         i
                     );
                     return Err(EBUSY);
                 }
                 if !self.detach(i, LegState::Inactive) {
-                    pr_warn!(
-                        "rtmirror: {}: fail {}: leg is not in sync\n",
-                        self.dev_name(),
-                        i
-                    );
+                    pr_warn!("{}: fail {}: leg is not in sync\n", self.dev_name(), i);
                     return Err(EINVAL);
                 }
                 pr_warn!(
-                    "rtmirror: {}: leg {} failed by operator: detached (Inactive)\n",
+                    "{}: leg {} failed by operator: detached (Inactive)\n",
                     self.dev_name(),
                     i
                 );
             }
             Message::Split(_) | Message::Rejoin(_) | Message::Resync => {
                 pr_warn!(
-                    "rtmirror: {}: message '{}' is not supported yet\n",
+                    "{}: message '{}' is not supported yet\n",
                     self.dev_name(),
                     msg.verb()
                 );
@@ -466,10 +484,14 @@ impl Target for RtMirror {
             setup.set_num_write_zeroes_bios(1);
         }
 
+        let logical_block_size = present()
+            .map(|d| d.logical_block_size())
+            .max()
+            .unwrap_or(512);
         let name = CString::try_from_fmt(fmt!("{}", setup.device_name()))?;
         let total_regions = len.div_ceil(cfg.region_size);
         pr_info!(
-            "rtmirror: {}: {} legs ({} present), {} log devices, region size {} sectors, {} regions\n",
+            "{}: {} legs ({} present), {} log devices, region size {} sectors, {} regions\n",
             name.to_str().unwrap_or("?"),
             cfg.leg_slots().len(),
             present().count(),
@@ -489,6 +511,8 @@ impl Target for RtMirror {
             primary_explicit: Atomic::new(cfg.primary_explicit),
             resync_kbps: Atomic::new(cfg.resync_kbps),
             nosync: cfg.nosync,
+            logical_block_size,
+            message_lock <- new_mutex!(()),
             bios <- BioSet::new(BIO_POOL_SIZE),
             event <- setup.event_source(),
         }))
@@ -545,10 +569,7 @@ impl Target for RtMirror {
     fn message(&self, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
         let mut words: [&str; 4] = [""; 4];
         if args.len() > words.len() {
-            pr_warn!(
-                "rtmirror: {}: message has too many words\n",
-                self.dev_name()
-            );
+            pr_warn!("{}: message has too many words\n", self.dev_name());
             return Err(EINVAL);
         }
         for (w, a) in words.iter_mut().zip(args.iter()) {
@@ -558,7 +579,7 @@ impl Target for RtMirror {
             Ok(m) => self.handle_message(m),
             Err(e) => {
                 pr_warn!(
-                    "rtmirror: {}: bad message: {}\n",
+                    "{}: bad message: {}\n",
                     self.dev_name(),
                     format_args!("{}", e)
                 );

@@ -29,7 +29,7 @@ md5_of() { # <dev> <skip MiB> <count MiB>, read with O_DIRECT so the device answ
 	dd if=$1 bs=$MB skip=$2 count=$3 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1
 }
 status_of() { dmsetup status "$1" | cut -d' ' -f4-; }
-table_of() { dmsetup table "$1" | cut -d' ' -f4-; }
+table_of() { dmsetup table "$1" | cut -d' ' -f3-; }
 kernel_log_clean() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then
 		fail "kernel log has warnings"

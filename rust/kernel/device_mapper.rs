@@ -14,7 +14,7 @@
 
 use crate::{
     bindings,
-    block::bio::{result_to_status, Bio},
+    block::bio::{result_to_status, Bio, ReqOp},
     error::{from_result, to_result, Error, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int, c_uint},
     prelude::*,
@@ -23,7 +23,7 @@ use crate::{
     types::Opaque,
     ThisModule,
 };
-use core::{fmt, marker::PhantomData, mem, ptr, ptr::NonNull};
+use core::{fmt, marker::PhantomData, mem, ptr};
 
 /// Kind of status requested from a target (`status_type_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,8 +366,6 @@ pub struct Mapped(c_int);
 pub enum EndIo {
     /// Complete the bio with the (possibly changed) status.
     Done,
-    /// The target keeps the bio and completes it later.
-    Incomplete,
     /// Resubmit the bio.
     Requeue,
 }
@@ -386,18 +384,26 @@ impl<'a, T: Target> MapBio<'a, T> {
         unsafe { Bio::from_raw(self.bio) }
     }
 
-    /// Sector relative to the start of the target (0 for bios without a position, such as
-    /// empty flushes).
+    /// Sector relative to the start of the target (0 for bios without data, such as empty
+    /// flushes, which carry no position).
     pub fn target_sector(&self) -> u64 {
+        if self.bio().size() == 0 {
+            return 0;
+        }
         // SAFETY: `ti` is valid while mapping.
         let begin = unsafe { (*self.ti).begin };
-        self.bio().sector().checked_sub(begin).unwrap_or(0)
+        // Device-mapper only maps bios inside the target, so this does not saturate.
+        self.bio().sector().saturating_sub(begin)
     }
 
     /// Tells device-mapper to keep only the first `sectors` sectors in this bio; the rest comes
-    /// back in another call to `map`. Must not be used on flushes.
+    /// back in another call to `map`. Only reads and writes that are not atomic are split.
     pub fn accept_partial(&mut self, sectors: u32) {
-        if sectors > 0 && sectors < self.bio().sectors() && !self.bio().is_preflush() {
+        let bio = self.bio();
+        let splittable = matches!(bio.op(), ReqOp::Read | ReqOp::Write)
+            && !bio.is_preflush()
+            && !bio.is_atomic();
+        if splittable && sectors > 0 && sectors < bio.sectors() {
             // SAFETY: Called from `map` with 0 < sectors < bio sectors on a non-flush bio, as
             // `dm_accept_partial_bio` requires.
             unsafe { bindings::dm_accept_partial_bio(self.bio, sectors) };
@@ -453,8 +459,10 @@ struct IoState<S> {
 }
 
 const fn per_io_size<T: Target>() -> usize {
-    let align = mem::align_of::<u64>();
-    (mem::size_of::<IoState<T::PerIo>>() + align - 1) / align * align
+    // Device-mapper places per-bio data right in front of its `struct dm_target_io`, aligned
+    // like a bio: the state must not need more, and its size is rounded to that alignment.
+    assert!(mem::align_of::<IoState<T::PerIo>>() <= mem::align_of::<bindings::bio>());
+    mem::size_of::<IoState<T::PerIo>>().next_multiple_of(mem::align_of::<bindings::bio>())
 }
 
 fn per_io<T: Target>(bio: *mut bindings::bio) -> *mut IoState<T::PerIo> {
@@ -670,11 +678,11 @@ impl TableEvent {
 
     /// Raises an event; callable from any context, coalesced while one is pending.
     pub fn raise(&self) {
-        // SAFETY: `work` is initialised (invariant) and pinned; `system_wq` always exists.
+        // SAFETY: `work` is initialised (invariant) and pinned; `system_dfl_wq` always exists.
         unsafe {
             bindings::queue_work_on(
                 bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                bindings::system_wq,
+                bindings::system_dfl_wq,
                 self.work.get(),
             )
         };
@@ -751,7 +759,6 @@ unsafe extern "C" fn end_io<T: Target>(
     let (t, bio, error) = unsafe { (target_of::<T>(ti), Bio::from_raw(bio), &mut *error) };
     match t.end_io(bio, error) {
         EndIo::Done => bindings::DM_ENDIO_DONE as c_int,
-        EndIo::Incomplete => bindings::DM_ENDIO_INCOMPLETE as c_int,
         EndIo::Requeue => bindings::DM_ENDIO_REQUEUE as c_int,
     }
 }
@@ -852,7 +859,3 @@ unsafe extern "C" fn io_hints<T: Target>(
     let (t, limits) = unsafe { (target_of::<T>(ti), &mut *limits.cast::<QueueLimits>()) };
     t.io_hints(limits);
 }
-
-// Keep `NonNull` imported for future owners of raw targets; silence if unused.
-#[allow(dead_code)]
-type _Unused = NonNull<bindings::dm_target>;

@@ -419,7 +419,11 @@ pub fn decode(buf: &[u8], bitmap_out: &mut [u64]) -> Result<LogHeader, LogError>
     if flags & !FLAG_CLEAN_SHUTDOWN != 0
         || get_bytes::<2>(header, OFF_FLAGS + 1) != [0; 2]
         || get_bytes::<4>(header, OFF_LEG_STATES + 4) != [0; 4]
-        || header.get(HEADER_USED..).unwrap_or(&[]).iter().any(|&b| b != 0)
+        || header
+            .get(HEADER_USED..)
+            .unwrap_or(&[])
+            .iter()
+            .any(|&b| b != 0)
     {
         return Err(LogError::BadReserved);
     }
@@ -449,7 +453,9 @@ pub fn decode(buf: &[u8], bitmap_out: &mut [u64]) -> Result<LogHeader, LogError>
     h.validate()?;
 
     let words = bitmap_words(nr_regions);
-    let out = bitmap_out.get_mut(..words).ok_or(LogError::BitmapTooSmall)?;
+    let out = bitmap_out
+        .get_mut(..words)
+        .ok_or(LogError::BitmapTooSmall)?;
     let bits = copy.get(HEADER_BYTES..).unwrap_or(&[]);
     let used_bytes = usize::try_from(nr_regions.div_ceil(8)).unwrap_or(usize::MAX);
     // Bits past the last region and the block padding must be zero.
@@ -529,17 +535,30 @@ impl Activation {
 /// copy's bits (anything that may differ anywhere); leg states come from
 /// the newest generation. If no copy is usable every region is marked out
 /// of sync. Bits beyond `nr_regions` are cleared.
+///
+/// `common_out` receives the bits set on EVERY entry of `copies` (an
+/// unusable entry counts as empty): only those are durable on all copies
+/// the kernel will keep writing, which is what [`crate::region`] may treat
+/// as already logged. Pass exactly the copies that will be written (not
+/// ones known to have failed).
 pub fn choose_copies(
     id: &LogIdentity,
     copies: &[Option<(LogHeader, &[u64])>],
     bitmap_out: &mut [u64],
+    common_out: &mut [u64],
 ) -> Result<Activation, LogError> {
     if copies.len() > MAX_COPIES {
         return Err(LogError::TooManyCopies);
     }
     let words = bitmap_words(id.nr_regions);
-    let out = bitmap_out.get_mut(..words).ok_or(LogError::BitmapTooSmall)?;
+    let out = bitmap_out
+        .get_mut(..words)
+        .ok_or(LogError::BitmapTooSmall)?;
     out.fill(0);
+    let common = common_out
+        .get_mut(..words)
+        .ok_or(LogError::BitmapTooSmall)?;
+    common.fill(u64::MAX);
     let mut act = Activation {
         newest: None,
         used: 0,
@@ -548,16 +567,21 @@ pub fn choose_copies(
         out_of_sync: 0,
     };
     for (i, c) in copies.iter().enumerate() {
-        let Some((h, bits)) = c else { continue };
+        let Some((h, bits)) = c else {
+            common.fill(0);
+            continue;
+        };
         let bit = 1u8 << (i % 8);
         act.max_generation = act.max_generation.max(h.generation);
         if !id.matches(h) || h.validate().is_err() {
             act.mismatched |= bit;
+            common.fill(0);
             continue;
         }
         let bits = bits.get(..words).ok_or(LogError::BitmapTooSmall)?;
-        for (o, &b) in out.iter_mut().zip(bits) {
+        for ((o, c), &b) in out.iter_mut().zip(common.iter_mut()).zip(bits) {
             *o |= b;
+            *c &= b;
         }
         act.used |= bit;
         if act.newest.is_none_or(|n| h.generation > n.generation) {
@@ -566,9 +590,12 @@ pub fn choose_copies(
     }
     if act.newest.is_none() {
         out.fill(u64::MAX);
+        common.fill(0);
     }
-    if let Some(last) = out.last_mut() {
-        *last &= last_word_mask(id.nr_regions);
+    for m in [&mut *out, &mut *common] {
+        if let Some(last) = m.last_mut() {
+            *last &= last_word_mask(id.nr_regions);
+        }
     }
     act.out_of_sync = out.iter().map(|w| u64::from(w.count_ones())).sum();
     Ok(act)

@@ -359,14 +359,18 @@ impl<'a> Regions<'a> {
 
     /// Initialises the memory at activation.
     ///
-    /// `loaded` is the newest header and the combined bitmap from
-    /// [`crate::log_format::choose_copies`]: its bits become dirty, durable
-    /// and resync work; leg states come from the header. `None` means no
+    /// `loaded` is the newest header, the union bitmap and the common bitmap
+    /// from [`crate::log_format::choose_copies`]: the union becomes dirty
+    /// and resync work, only the common bits (on every copy) count as
+    /// durable, so the log copies are brought back to one image before a
+    /// write relies on a bit that only some of them hold (otherwise a torn
+    /// write of the newer copy would leave only the stale one). Leg states
+    /// come from the header. `None` means no
     /// usable log (lost, or brand new): every region is out of sync and
     /// nothing is durable yet, so the first log write records that.
     /// `base_generation` is the largest generation seen on any copy; new
     /// writes use larger ones. No writes may be in flight.
-    pub fn activate(&mut self, loaded: Option<(&LogHeader, &[u64])>, base_generation: u64) {
+    pub fn activate(&mut self, loaded: Option<(&LogHeader, &[u64], &[u64])>, base_generation: u64) {
         self.inflight.fill(0);
         for m in [
             &mut *self.snapshot,
@@ -378,15 +382,20 @@ impl<'a> Regions<'a> {
         let last_mask = last_word_mask(self.st.nr_regions);
         let mut gen = base_generation;
         match loaded {
-            Some((h, bits)) => {
-                for (i, d) in self.image.iter_mut().enumerate() {
+            Some((h, bits, common)) => {
+                for (i, (d, c)) in self
+                    .image
+                    .iter_mut()
+                    .zip(self.durable.iter_mut())
+                    .enumerate()
+                {
                     *d = bits.get(i).copied().unwrap_or(u64::MAX);
+                    *c = common.get(i).copied().unwrap_or(0) & *d;
                 }
                 self.st.legs = h.normalized().leg_states;
                 self.st.stale_since = h.normalized().stale_since;
                 gen = gen.max(h.generation);
-                self.durable.copy_from_slice(self.image);
-                self.st.image_changed = false;
+                self.st.image_changed = self.durable != self.image;
             }
             None => {
                 self.image.fill(u64::MAX);
@@ -503,10 +512,9 @@ impl<'a> Regions<'a> {
             return Err(RegionError::BadIndex);
         }
         let next = self.st.next_gen();
-        let (Some(cur), Some(stale)) = (
-            self.st.legs.get_mut(leg),
-            self.st.stale_since.get_mut(leg),
-        ) else {
+        let (Some(cur), Some(stale)) =
+            (self.st.legs.get_mut(leg), self.st.stale_since.get_mut(leg))
+        else {
             return Err(RegionError::BadIndex);
         };
         if *cur == s {

@@ -1,5 +1,6 @@
 //! On-disk log format: round trips, checksum vectors, torn/truncated copies,
 //! activation (choose_copies) and resync source choice.
+#![allow(clippy::needless_range_loop)]
 
 use proptest::prelude::*;
 use rtmirror_core::log_format::*;
@@ -94,14 +95,23 @@ fn encode_rejects_bad_headers() {
     h.generation = 0;
     assert_eq!(encode(&h, &bits, &mut out), Err(LogError::BadLegState));
     let h = header(100);
-    assert_eq!(encode(&h, &bits[..1], &mut out), Err(LogError::BitmapTooSmall));
+    assert_eq!(
+        encode(&h, &bits[..1], &mut out),
+        Err(LogError::BitmapTooSmall)
+    );
     assert_eq!(
         encode(&h, &bits, &mut out[..8191]),
         Err(LogError::BufferTooSmall)
     );
     let e = LogError::UnsupportedVersion(9);
-    assert_eq!(e.reason().to_str().unwrap(), "unsupported log format version");
-    assert_eq!(e.to_string(), "unsupported log format version 9 (expected 1)");
+    assert_eq!(
+        e.reason().to_str().unwrap(),
+        "unsupported log format version"
+    );
+    assert_eq!(
+        e.to_string(),
+        "unsupported log format version 9 (expected 1)"
+    );
 }
 
 #[test]
@@ -163,7 +173,7 @@ fn arb_bits(nr_regions: u64) -> impl Strategy<Value = Vec<u64>> {
 }
 
 fn masked(mut bits: Vec<u64>, nr_regions: u64) -> Vec<u64> {
-    if nr_regions % 64 != 0 {
+    if !nr_regions.is_multiple_of(64) {
         *bits.last_mut().unwrap() &= (1u64 << (nr_regions % 64)) - 1;
     }
     bits
@@ -269,7 +279,13 @@ fn choose_copies_newest_and_union() {
     let ba = [0b0101u64, 0, 1];
     let bb = [0b1001u64, 1 << 5, 0];
     let mut out = [0u64; 3];
-    let act = choose_copies(&id(130), &[Some((a, &ba)), Some((b, &bb))], &mut out).unwrap();
+    let act = choose_copies(
+        &id(130),
+        &[Some((a, &ba)), Some((b, &bb))],
+        &mut out,
+        &mut [0u64; 3],
+    )
+    .unwrap();
     assert_eq!(act.newest, Some(b));
     assert_eq!(act.used, 0b11);
     assert_eq!(act.max_generation, 12);
@@ -284,7 +300,13 @@ fn choose_copies_newest_and_union() {
     let mut foreign = a;
     foreign.uuid[0] ^= 1;
     foreign.generation = 99;
-    let act = choose_copies(&id(130), &[Some((foreign, &ba)), Some((b, &bb))], &mut out).unwrap();
+    let act = choose_copies(
+        &id(130),
+        &[Some((foreign, &ba)), Some((b, &bb))],
+        &mut out,
+        &mut [0u64; 3],
+    )
+    .unwrap();
     assert_eq!(act.newest, Some(b));
     assert_eq!(act.used, 0b10);
     assert_eq!(act.mismatched, 0b01);
@@ -292,7 +314,13 @@ fn choose_copies_newest_and_union() {
     assert_eq!(out, bb);
 
     // Nothing usable: every region out of sync, freshness unknown.
-    let act = choose_copies(&id(130), &[None, Some((foreign, &ba))], &mut out).unwrap();
+    let act = choose_copies(
+        &id(130),
+        &[None, Some((foreign, &ba))],
+        &mut out,
+        &mut [0u64; 3],
+    )
+    .unwrap();
     assert!(act.log_lost());
     assert_eq!(out, [u64::MAX, u64::MAX, 0b11]);
     assert_eq!(act.out_of_sync, 130);
@@ -301,7 +329,7 @@ fn choose_copies_newest_and_union() {
         ResyncSource::Unknown
     );
     assert_eq!(
-        choose_copies(&id(130), &[None; 9], &mut out),
+        choose_copies(&id(130), &[None; 9], &mut out, &mut [0u64; 3]),
         Err(LogError::TooManyCopies)
     );
 }
@@ -360,7 +388,8 @@ proptest! {
         let input: Vec<Option<(LogHeader, &[u64])>> = hs.iter()
             .map(|(v, h, b)| v.then_some((*h, b.as_slice()))).collect();
         let mut out = vec![0u64; 2];
-        let act = choose_copies(&id(100), &input, &mut out).unwrap();
+        let mut common = vec![0u64; 2];
+        let act = choose_copies(&id(100), &input, &mut out, &mut common).unwrap();
         let valid: Vec<&(bool, LogHeader, Vec<u64>)> = hs.iter().filter(|c| c.0).collect();
         if valid.is_empty() {
             prop_assert!(act.log_lost());
@@ -371,6 +400,9 @@ proptest! {
             let mut union = vec![0u64; 2];
             for c in &valid { for i in 0..2 { union[i] |= c.2[i]; } }
             prop_assert_eq!(out.clone(), masked(union, 100));
+            let mut inter = vec![u64::MAX; 2];
+            for c in &hs { for i in 0..2 { inter[i] &= if c.0 { c.2[i] } else { 0 }; } }
+            prop_assert_eq!(common.clone(), masked(inter, 100));
             if let ResyncSource::Leg(l) = resync_source(act.newest.as_ref(), &avail, primary) {
                 prop_assert_eq!(act.newest.unwrap().leg_states[usize::from(l)], LegState::InSync);
                 prop_assert!(avail[usize::from(l)]);

@@ -6,9 +6,11 @@
 //! [`include/linux/blk_types.h`](srctree/include/linux/blk_types.h)
 //!
 //! A [`Bio`] is a borrowed view of a bio that somebody else owns. A [`BioSet`] allocates bios
-//! that this module owns ([`OwnedBio`]): they carry their own bvec table and hold a reference on
-//! every data page, so that a bio completing late (a device that hung for minutes) never touches
-//! memory its originator has already reused or freed.
+//! that this module owns ([`OwnedBio`]): they carry their own bvec table, so a bio that
+//! completes late never reads or writes its originator's bvecs. The data pages themselves are
+//! the originator's: the originator must stay incomplete until every such bio completed (no
+//! page references are taken, since data may live in slab memory, where references are not
+//! counted).
 
 use crate::{
     bindings,
@@ -23,6 +25,10 @@ const PAGE_SIZE: u32 = bindings::PAGE_SIZE as u32;
 
 /// Maximum number of bvecs in one bio (`BIO_MAX_VECS`).
 pub const BIO_MAX_VECS: u32 = bindings::BIO_MAX_VECS;
+
+/// `REQ_POLLED`: the submitter polls for completion. Bios this module builds must not carry
+/// it, since nobody polls for them.
+pub const REQ_POLLED: u32 = 1u32 << bindings::req_flag_bits___REQ_POLLED;
 
 /// Operation of a bio (`enum req_op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +113,11 @@ impl Bio {
         self.opf() & (1u32 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
     }
 
+    /// Whether the bio is an atomic write (`REQ_ATOMIC`).
+    pub fn is_atomic(&self) -> bool {
+        self.opf() & (1u32 << bindings::req_flag_bits___REQ_ATOMIC) != 0
+    }
+
     /// Whether the bio's data must be on stable storage at completion (`REQ_FUA`).
     pub fn is_fua(&self) -> bool {
         self.opf() & (1u32 << bindings::req_flag_bits___REQ_FUA) != 0
@@ -149,12 +160,12 @@ impl Bio {
             let len = (bv.bv_len - done_in_bv)
                 .min(iter.bi_size)
                 .min(PAGE_SIZE - page_off);
-            if !f(page, len, page_off) {
+            if len > 0 && !f(page, len, page_off) {
                 return;
             }
             iter.bi_size -= len;
             iter.bi_offset += len;
-            if iter.bi_offset == bv.bv_len {
+            if iter.bi_offset >= bv.bv_len {
                 iter.bi_idx += 1;
                 iter.bi_offset = 0;
             }
@@ -178,10 +189,13 @@ impl Bio {
 }
 
 /// Called when an [`OwnedBio`] completes, with what was attached at submission.
+///
+/// The payload must keep the bio's data source alive (for example by holding a reference to
+/// the bio whose data it carries).
 pub trait BioCompletion: Sized + Send {
     /// Runs in the bio's completion context (possibly interrupt context): must not sleep.
     ///
-    /// The bio itself is already released: its pages are unreferenced and it is freed.
+    /// The bio itself is already freed.
     fn complete(self, status: Result);
 }
 
@@ -206,12 +220,12 @@ unsafe impl<P: BioCompletion> Sync for BioSet<P> {}
 
 impl<P: BioCompletion> BioSet<P> {
     /// Bytes in front of each bio where its payload lives.
-    const FRONT_PAD: usize = {
-        let align = mem::align_of::<bindings::bio>();
-        (mem::size_of::<P>() + align - 1) / align * align
-    };
+    const FRONT_PAD: usize = mem::size_of::<P>().next_multiple_of(mem::align_of::<bindings::bio>());
 
     /// Creates a bio set with `pool_size` bios reserved for forward progress.
+    ///
+    /// The set has a rescuer: a `map` function may allocate several bios from it while
+    /// `current->bio_list` holds bios it already submitted.
     pub fn new(pool_size: u32) -> impl PinInit<Self, Error> {
         build_assert!(mem::align_of::<P>() <= mem::align_of::<bindings::bio>());
         try_pin_init!(Self {
@@ -224,7 +238,7 @@ impl<P: BioCompletion> BioSet<P> {
                         slot,
                         pool_size,
                         Self::FRONT_PAD as u32,
-                        bindings::BIOSET_NEED_BVECS as i32,
+                        (bindings::BIOSET_NEED_BVECS | bindings::BIOSET_NEED_RESCUER) as i32,
                     )
                 })
             }),
@@ -239,6 +253,7 @@ impl<P: BioCompletion> BioSet<P> {
         opf: u32,
     ) -> Result<OwnedBio<P>> {
         let nr_vecs = u16::try_from(nr_vecs).map_err(|_| EINVAL)?;
+        let opf = opf & !REQ_POLLED;
         // SAFETY: `inner` is an initialised bio set (type invariant) and `bdev` is an open block
         // device (callers pass a `DmDev`'s device). GFP_NOIO never fails for a bio set with a
         // mempool, but the result is checked anyway.
@@ -254,12 +269,13 @@ impl<P: BioCompletion> BioSet<P> {
         })
     }
 
-    /// Allocates a bio for `bdev` at `sector` with the operation and flags `opf` and no data:
-    /// an empty flush, a discard or write-zeroes of `size` bytes.
+    /// Allocates a bio for `bdev` at `sector` with the operation and flags `opf` (less
+    /// [`REQ_POLLED`]) and no data: an empty flush, a discard or write-zeroes of `size` bytes.
     ///
     /// # Safety
     ///
-    /// `bdev` must be an open block device that stays open until the bio completes.
+    /// `bdev` must be an open block device that stays open until the bio completes, and this
+    /// set must outlive the bio.
     pub unsafe fn alloc_dataless(
         &self,
         bdev: *mut bindings::block_device,
@@ -283,7 +299,8 @@ impl<P: BioCompletion> BioSet<P> {
     ///
     /// # Safety
     ///
-    /// `bdev` must be an open block device that stays open until the bio completes.
+    /// `bdev` must be an open block device that stays open until the bio completes, this set
+    /// must outlive the bio, and `src`'s data pages must stay allocated until it completes.
     pub unsafe fn alloc_with_data_of(
         &self,
         bdev: *mut bindings::block_device,
@@ -303,19 +320,15 @@ impl<P: BioCompletion> BioSet<P> {
                 return false;
             }
             let len = len.min(left);
-            // SAFETY: `page` is a data page of `src`, which holds a reference on it while we
-            // run; we take our own, dropped when our bio is released.
-            unsafe { bindings::get_page(page) };
-            // SAFETY: The bio has room for `nr_vecs` bvecs and we add at most that many, one
-            // page each, so it cannot overflow; `__bio_add_page` never merges, keeping one
-            // page reference per bvec for `release_pages`.
+            // SAFETY: The bio has room for `nr_vecs` bvecs and we add at most that many, so it
+            // cannot overflow; `page` is a data page of `src`, which the caller keeps allocated.
             unsafe { bindings::__bio_add_page(bio.ptr, page, len, off) };
             left -= len;
             added += 1;
             true
         });
         if left != 0 {
-            // `bio` is dropped here, releasing the pages already added.
+            // `bio` is dropped here.
             return Err(EINVAL);
         }
         Ok(bio)
@@ -336,8 +349,7 @@ impl<P: BioCompletion> PinnedDrop for BioSet<P> {
 ///
 /// # Invariants
 ///
-/// `ptr` is a bio from a `BioSet<P>`, exclusively owned; each of its bvecs holds one page
-/// reference.
+/// `ptr` is a bio from a `BioSet<P>`, exclusively owned.
 pub struct OwnedBio<P: BioCompletion> {
     ptr: *mut bindings::bio,
     _p: PhantomData<P>,
@@ -366,7 +378,7 @@ impl<P: BioCompletion> OwnedBio<P> {
 impl<P: BioCompletion> Drop for OwnedBio<P> {
     fn drop(&mut self) {
         // SAFETY: We own the unsubmitted bio (type invariant).
-        unsafe { release(self.ptr) };
+        unsafe { bindings::bio_put(self.ptr) };
     }
 }
 
@@ -380,22 +392,6 @@ unsafe fn front_pad<P: BioCompletion>(bio: *mut bindings::bio) -> *mut P {
     unsafe { bio.cast::<u8>().sub(BioSet::<P>::FRONT_PAD).cast::<P>() }
 }
 
-/// Drops the page references of a bio built by `alloc_with_data_of` and frees it.
-///
-/// # Safety
-///
-/// `bio` must be a bio from a `BioSet` that nobody else uses any more.
-unsafe fn release(bio: *mut bindings::bio) {
-    // SAFETY: The caller owns the bio; `bi_vcnt` counts the bvecs we added.
-    let (vecs, n) = unsafe { ((*bio).bi_io_vec, (*bio).bi_vcnt) };
-    for i in 0..n as usize {
-        // SAFETY: `i < bi_vcnt`, and each bvec holds one page reference we took.
-        unsafe { bindings::put_page((*vecs.add(i)).bv_page) };
-    }
-    // SAFETY: The bio is ours and no longer referenced.
-    unsafe { bindings::bio_put(bio) };
-}
-
 /// Completion callback of bios submitted by [`OwnedBio::submit`].
 ///
 /// # Safety
@@ -407,6 +403,6 @@ unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
     // SAFETY: `submit` stored a `P` in the front pad; it is read exactly once, here.
     let payload = unsafe { front_pad::<P>(bio).read() };
     // SAFETY: The bio completed; nobody else references it.
-    unsafe { release(bio) };
+    unsafe { bindings::bio_put(bio) };
     payload.complete(status_to_result(status));
 }
