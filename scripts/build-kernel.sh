@@ -35,6 +35,7 @@ kmake() {
 	make -C "$src" O="$out" ARCH="$karch" ${cross:+CROSS_COMPILE=$cross} \
 		CC="ccache ${cross}gcc" \
 		RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=/usr/local/bin/bindgen \
+		CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver \
 		-j"$(( $(nproc) + 1 ))" "$@"
 }
 
@@ -57,7 +58,12 @@ if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
 	grep -E -B2 -A12 'error(\[|:)|Error [0-9]' "$out/build.log" | head -n 150 >&2
 	die "kernel build failed; full log in $out/build.log"
 fi
-grep -E 'warning:' "$out/build.log" >&2 || true
+# Our Rust (abstractions and target) must build without rustc or clippy warnings.
+ours='rust/kernel/(device_mapper|block/bio)\.rs|dm_rtmirror/'
+if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE "$ours"; then
+	grep -B2 -A12 -E '^warning' "$out/build.log" >&2
+	die "warnings in our Rust code (see above)"
+fi
 [ -e "$out/$image" ] || die "kernel image $out/$image missing"
 
 if [ "$mode" = module ]; then
@@ -67,7 +73,10 @@ if [ "$mode" = module ]; then
 		cat "$out/module.log" >&2
 		die "module build failed"
 	fi
-	grep -E 'warning' "$out/module.log" >&2 || true
+	if grep -qE '^warning' "$out/module.log"; then
+		cat "$out/module.log" >&2
+		die "warnings building the rtmirror module"
+	fi
 	[ -e "$out/rtmirror-module/dm_rtmirror/dm_rtmirror.ko" ] || die "module not built"
 fi
 echo "$out"

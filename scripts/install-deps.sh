@@ -53,7 +53,7 @@ if [ ! -e "$stamp" ] || [ -n "$(find /etc/apt/sources.list.d -newer "$stamp" 2>/
 fi
 
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio kmod xz-utils ccache python3
-      rustc-web rust-web-src libclang-19-dev gcc-s390x-linux-gnu
+      rustc-web rust-web-src rust-web-clippy libclang-19-dev gcc-s390x-linux-gnu
       busybox-static dmsetup file)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

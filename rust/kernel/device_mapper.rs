@@ -688,6 +688,9 @@ impl TableEvent {
         };
     }
 
+    /// # Safety
+    ///
+    /// Called by the workqueue for the `work` field of a live `TableEvent`.
     unsafe extern "C" fn run(work: *mut bindings::work_struct) {
         // SAFETY: `work` is the `work` field of a live `TableEvent` (drop cancels it first).
         let this = unsafe { &*crate::container_of!(Opaque::cast_from(work), Self, work) };
@@ -706,6 +709,9 @@ impl PinnedDrop for TableEvent {
 
 use crate::ffi::c_void;
 
+/// # Safety
+///
+/// Called by device-mapper with a target under construction and `argc` valid argument strings.
 unsafe extern "C" fn ctr<T: Target>(
     ti: *mut bindings::dm_target,
     argc: c_uint,
@@ -730,12 +736,18 @@ unsafe extern "C" fn ctr<T: Target>(
     })
 }
 
+/// # Safety
+///
+/// Called by device-mapper once, for a target whose constructor succeeded, with no I/O in flight.
 unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: `private` holds the box from `ctr`; device-mapper calls `dtr` once, with no I/O
     // in flight and no other callback running.
     drop(unsafe { KBox::from_raw((*ti).private.cast::<T>()) });
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T` and a bio to map.
 unsafe extern "C" fn map<T: Target>(
     ti: *mut bindings::dm_target,
     bio: *mut bindings::bio,
@@ -750,6 +762,9 @@ unsafe extern "C" fn map<T: Target>(
     .0
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`, a completed bio and its status.
 unsafe extern "C" fn end_io<T: Target>(
     ti: *mut bindings::dm_target,
     bio: *mut bindings::bio,
@@ -779,6 +794,9 @@ unsafe fn writer<'a>(result: *mut c_char, maxlen: c_uint) -> StatusWriter<'a> {
     StatusWriter { buf, pos: 0 }
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T` and a buffer of `maxlen` bytes.
 unsafe extern "C" fn status<T: Target>(
     ti: *mut bindings::dm_target,
     kind: bindings::status_type_t,
@@ -796,6 +814,9 @@ unsafe extern "C" fn status<T: Target>(
     t.status(kind, &mut out);
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`, `argc` argument strings and a buffer of `maxlen` bytes.
 unsafe extern "C" fn message<T: Target>(
     ti: *mut bindings::dm_target,
     argc: c_uint,
@@ -818,21 +839,33 @@ unsafe extern "C" fn message<T: Target>(
     }
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`.
 unsafe extern "C" fn presuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: `ti` is live.
     unsafe { target_of::<T>(ti) }.presuspend();
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`.
 unsafe extern "C" fn postsuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: `ti` is live.
     unsafe { target_of::<T>(ti) }.postsuspend();
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`.
 unsafe extern "C" fn resume<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: `ti` is live.
     unsafe { target_of::<T>(ti) }.resume();
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T` and a callout with its data.
 unsafe extern "C" fn iterate_devices<T: Target>(
     ti: *mut bindings::dm_target,
     f: bindings::iterate_devices_callout_fn,
@@ -851,6 +884,9 @@ unsafe extern "C" fn iterate_devices<T: Target>(
     }
 }
 
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T` and the limits being computed.
 unsafe extern "C" fn io_hints<T: Target>(
     ti: *mut bindings::dm_target,
     limits: *mut bindings::queue_limits,
