@@ -14,6 +14,13 @@ t_start=$(date +%s)
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 failx() { failed=$((failed + 1)); echo "FAIL $*"; }
 step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - t_start ))"; }
+# Add the counts of the last "N passed, N failed" line of a log; false if there is none.
+add_counts() {
+	local line f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+	[ -n "$line" ] || return 1
+	passed=$((passed + ${line%% passed*})); f=${line#*passed, }; failed=$((failed + ${f%% failed}))
+}
 
 step "install prerequisites"
 if ! bash scripts/install-deps.sh; then
@@ -36,6 +43,12 @@ if cargo clippy --workspace --all-targets -q -- -D warnings >/dev/null 2>&1; the
 if rustfmt --edition 2021 --check rust/kernel/device_mapper.rs rust/kernel/block/bio.rs dm_rtmirror/dm_rtmirror.rs >/dev/null 2>&1; then
 	pass "rustfmt (kernel code)"; else failx "rustfmt (kernel code)"; fi
 
+step "fault backend self-test (host, qemu-io)"
+log=$(mktemp)
+python3 qemu-tests/selftest_nbd.py | tee "$log" | tail -n 3
+add_counts "$log" || failx "NBD fault server self-test crashed"
+rm -f "$log"
+
 for arch in $arches; do
 	step "build $arch kernel and module"
 	if ! out=$(bash scripts/build-kernel.sh "$arch" | tail -n 1) || [ ! -d "$out" ]; then
@@ -49,14 +62,24 @@ for arch in $arches; do
 	log=$(mktemp)
 	python3 qemu-tests/run.py --arch "$arch" --kernel "$image" --initrd "$initrd" \
 		${RTMIRROR_ONLY:+--only "$RTMIRROR_ONLY"} | tee "$log"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
-	if [ -n "$line" ]; then
-		passed=$((passed + ${line%% passed*})); f=${line#*passed, }; failed=$((failed + ${f%% failed}))
-	else
-		failx "$arch: scenario runner crashed"
-	fi
+	add_counts "$log" || failx "$arch: scenario runner crashed"
 	rm -f "$log"
 done
+
+if [[ " $arches " == *" x86_64 "* ]] && { [ -z "${RTMIRROR_ONLY:-}" ] || [[ ",$RTMIRROR_ONLY," == *",builtin_target,"* ]]; }; then
+	step "build x86_64 kernel with rtmirror built in"
+	if out=$(bash scripts/build-kernel.sh x86_64 builtin | tail -n 1) && [ -d "$out" ] &&
+		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs.cpio.gz"; then
+		pass "x86_64: kernel build with CONFIG_DM_RTMIRROR=y"
+		log=$(mktemp)
+		python3 qemu-tests/run.py --arch x86_64 --kernel "$out/arch/x86/boot/bzImage" \
+			--initrd "$out/initramfs.cpio.gz" --only builtin_target | tee "$log"
+		add_counts "$log" || failx "x86_64: scenario runner crashed (built-in)"
+		rm -f "$log"
+	else
+		failx "x86_64: kernel build with CONFIG_DM_RTMIRROR=y"
+	fi
+fi
 
 step "done"
 echo "$passed passed, $failed failed"
