@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FaultDisk, Guest, stop_all  # noqa: E402
+from harness import FaultDisk, Guest, parse_stats, stop_all  # noqa: E402
 
 MiB = 1 << 20
 
@@ -55,8 +55,18 @@ def check_pattern(res, disks, errors):
             errors.append("%s: small O_DIRECT write missing at byte %d" % (d.name, small_off))
     if not files_identical(disks[0], disks[1]):
         errors.append("legs' backing files differ")
-    for d in disks:
-        st = d.stats()
+    if res.result("discard_max_bytes") is not None:
+        if res.result("discard_max_bytes") == "0":
+            errors.append("rtmirror does not offer discard although both legs do")
+        for i in (0, 1):
+            st = parse_stats(res.result("discard_stats_%d" % i, ""))
+            if st.get("trims", 0) < 1:
+                errors.append("leg %d's backend saw no discard: %s" % (i, st))
+        for d in disks:
+            if d.read_backing(32 * MiB, MiB) != bytes(MiB):
+                errors.append("%s: discarded range does not read as zeroes" % d.name)
+    for i, d in enumerate(disks):
+        st = parse_stats(res.result("data_stats_%d" % i, "")) or d.stats()
         if st.get("writes", 0) == 0 or st.get("flushes", 0) == 0:
             errors.append("%s saw no writes or flushes at the backend: %s" % (d.name, st))
 

@@ -19,5 +19,15 @@ back=$(md5_of /dev/mapper/m0 8 4)
 for leg in vda vdb; do
 	[ "$(md5_of /dev/$leg 8 4)" = "$sum" ] || fail "leg $leg does not hold the pattern (guest view)"
 done
+# Discard reaches every leg (both support it): 1 MiB at 32 MiB, after writing data there.
+write_random /dev/mapper/m0 32 1 >/dev/null
+dm=$(basename "$(readlink -f /dev/mapper/m0)")
+result discard_max_bytes "$(cat /sys/block/$dm/queue/discard_max_bytes)"
+for i in 0 1; do host stats $i; result data_stats_$i "$HOST_REPLY"; host reset-stats $i; done
+expect "discard 1 MiB" blkdiscard -o $((32 * MB)) -l $MB /dev/mapper/m0
+host stats 0
+result discard_stats_0 "$HOST_REPLY"
+host stats 1
+result discard_stats_1 "$HOST_REPLY"
 expect "remove m0" dmsetup remove m0
 kernel_log_clean

@@ -148,8 +148,9 @@ class Guest:
         for i, d in enumerate(self.disks):
             node = "d%d" % i
             a += ["-blockdev",
+                  # discard=unmap: pass guest discards on to the server.
                   "driver=nbd,node-name=%s,server.type=unix,server.path=%s,"
-                  "export=" % (node, d.socket)]
+                  "export=,discard=unmap" % (node, d.socket)]
             serial = getattr(d, "name", node)
             if self.arch == "x86_64":
                 dev = ("virtio-blk-pci,drive=%s,serial=%s,addr=0x%x,"
