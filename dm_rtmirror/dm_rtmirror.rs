@@ -388,23 +388,7 @@ impl Target for RtMirror {
             let dev = match slot {
                 None => None,
                 Some(path) => {
-                    let cpath = CString::try_from_fmt(fmt!("{}", path))?;
-                    let dev = match setup.get_device(&cpath) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            return Err(reject_errno(
-                                setup,
-                                c"cannot open leg device",
-                                format_args!(
-                                    "leg {} '{}': cannot open (error {})",
-                                    i,
-                                    path,
-                                    e.to_errno()
-                                ),
-                                e,
-                            ))
-                        }
-                    };
+                    let dev = open_device(setup, &mut devts, "leg", i, path)?;
                     if dev.nr_sectors() < len {
                         return Err(reject(
                             setup,
@@ -418,17 +402,6 @@ impl Target for RtMirror {
                             ),
                         ));
                     }
-                    if devts.contains(&dev.devt()) {
-                        return Err(reject(
-                            setup,
-                            c"device given twice",
-                            format_args!(
-                                "leg {} '{}' is a device already used in this table",
-                                i, path
-                            ),
-                        ));
-                    }
-                    devts.push(dev.devt(), GFP_KERNEL)?;
                     Some(dev)
                 }
             };
@@ -447,29 +420,7 @@ impl Target for RtMirror {
         }
         let mut logs = KVec::with_capacity(cfg.log_devices().len(), GFP_KERNEL)?;
         for (i, path) in cfg.log_devices().iter().enumerate() {
-            let cpath = CString::try_from_fmt(fmt!("{}", path))?;
-            let dev = match setup.get_device(&cpath) {
-                Ok(d) => d,
-                Err(e) => {
-                    return Err(reject_errno(
-                        setup,
-                        c"cannot open log device",
-                        format_args!("log {} '{}': cannot open (error {})", i, path, e.to_errno()),
-                        e,
-                    ))
-                }
-            };
-            if devts.contains(&dev.devt()) {
-                return Err(reject(
-                    setup,
-                    c"device given twice",
-                    format_args!(
-                        "log {} '{}' is a device already used in this table",
-                        i, path
-                    ),
-                ));
-            }
-            devts.push(dev.devt(), GFP_KERNEL)?;
+            let dev = open_device(setup, &mut devts, "log", i, path)?;
             logs.push(dev, GFP_KERNEL)?;
         }
 
@@ -620,12 +571,43 @@ impl RtMirror {
     }
 }
 
-fn reject_errno(
+/// Opens leg or log device number `i` of the table; rejects the table if it cannot be opened
+/// or is a device already used (under another name, too), whose numbers are in `devts`.
+fn open_device(
     setup: &mut TargetSetup<'_>,
-    reason: &'static CStr,
-    detail: core::fmt::Arguments<'_>,
-    err: Error,
-) -> Error {
-    let _ = reject(setup, reason, detail);
-    err
+    devts: &mut KVec<u32>,
+    kind: &str,
+    i: usize,
+    path: &str,
+) -> Result<DmDev> {
+    let cpath = CString::try_from_fmt(fmt!("{}", path))?;
+    let dev = match setup.get_device(&cpath) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = reject(
+                setup,
+                c"cannot open device",
+                format_args!(
+                    "{} {} '{}': cannot open (error {})",
+                    kind,
+                    i,
+                    path,
+                    e.to_errno()
+                ),
+            );
+            return Err(e);
+        }
+    };
+    if devts.contains(&dev.devt()) {
+        return Err(reject(
+            setup,
+            c"device given twice",
+            format_args!(
+                "{} {} '{}' is a device already used in this table",
+                kind, i, path
+            ),
+        ));
+    }
+    devts.push(dev.devt(), GFP_KERNEL)?;
+    Ok(dev)
 }

@@ -7,15 +7,9 @@ load_rtmirror
 S=$(sectors_of vda)
 rejected=0
 reject() { # <table args after "rtmirror"> <text the kernel log must show>
-	dmesg -c >/dev/null
-	if dmsetup create bad --table "0 $S rtmirror $1" 2>/dev/null; then
-		fail "accepted: '$1'"; dmsetup remove bad; return
-	fi
-	if dmesg | grep -q -F -- "$2"; then
-		rejected=$((rejected + 1)); note "rejected: '$1' -> $(dmesg | grep -F -- "$2" | tail -n 1)"
-	else
-		fail "'$1': kernel log lacks '$2': $(dmesg | tail -n 3 | tr '\n' '|')"
-	fi
+	expect_rejected "table '$1'" "$2" dmsetup create bad --table "0 $S rtmirror $1" &&
+		rejected=$((rejected + 1))
+	dmsetup remove bad 2>/dev/null
 }
 reject "" "missing leg count"
 reject "x /dev/vda /dev/vdb 0 0" "leg count 'x'"
@@ -52,13 +46,7 @@ result rejected_tables $rejected
 # Messages on a good device.
 expect "create m0" dmsetup create m0 --table "0 $S rtmirror 2 /dev/vda /dev/vdb 0 0"
 bad_msg() { # <message words> <text the kernel log must show>
-	dmesg -c >/dev/null
-	if dmsetup message m0 0 $1 2>/dev/null; then fail "message accepted: '$1'"; return; fi
-	if dmesg | grep -q -F -- "$2"; then
-		rejected=$((rejected + 1)); note "rejected message: '$1' -> $(dmesg | grep -F -- "$2" | tail -n 1)"
-	else
-		fail "message '$1': kernel log lacks '$2': $(dmesg | tail -n 3 | tr '\n' '|')"
-	fi
+	expect_rejected "message '$1'" "$2" dmsetup message m0 0 $1 && rejected=$((rejected + 1))
 }
 bad_msg "frobnicate" "unknown message 'frobnicate'"
 bad_msg "fail" "message 'fail' is missing its argument"

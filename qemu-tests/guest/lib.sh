@@ -14,8 +14,19 @@ expect_fail() { # <description> <command...>: the command must fail
 	local what=$1; shift
 	if "$@"; then fail "$what (unexpectedly succeeded)"; else note "ok: $what"; fi
 }
-load_rtmirror() {
-	grep -q '^dm_rtmirror ' /proc/modules || insmod /modules/dm_rtmirror.ko || fail "insmod dm_rtmirror"
+load_rtmirror() { # no-op when the target is built in or already loaded
+	dmsetup targets | grep -q '^rtmirror' || insmod /modules/dm_rtmirror.ko || fail "insmod dm_rtmirror"
+}
+# Run <command...>, which must fail, and find <text> in the kernel log it produced.
+expect_rejected() { # <description> <text> <command...>
+	local what=$1 text=$2; shift 2
+	dmesg -c >/dev/null
+	if "$@" 2>/dev/null; then fail "accepted: $what"; return 1; fi
+	if dmesg | grep -q -F -- "$text"; then
+		note "rejected: $what -> $(dmesg | grep -F -- "$text" | tail -n 1)"
+	else
+		fail "$what: kernel log lacks '$text': $(dmesg | tail -n 3 | tr '\n' '|')"; return 1
+	fi
 }
 sectors_of() { cat "/sys/class/block/${1#/dev/}/size"; }
 dev_of() { echo "/dev/mapper/$1"; }
