@@ -65,6 +65,12 @@ pub trait Target: Sized + Send + Sync {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Called before the target's table becomes live (after the previous table, if any, was
+    /// suspended); an error keeps the device from resuming.
+    fn preresume(&self) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// Called before the device is suspended, while I/O may still arrive.
     fn presuspend(&self) {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -137,6 +143,11 @@ impl<T: Target> Registration<T> {
                 tt.presuspend = if T::HAS_PRESUSPEND { Some(presuspend::<T>) } else { None };
                 tt.postsuspend = if T::HAS_POSTSUSPEND { Some(postsuspend::<T>) } else { None };
                 tt.resume = if T::HAS_RESUME { Some(resume::<T>) } else { None };
+                tt.preresume = if T::HAS_PRERESUME {
+                    Some(preresume::<T>)
+                } else {
+                    None
+                };
                 tt.iterate_devices = if T::HAS_ITERATE_DEVICES {
                     Some(iterate_devices::<T>)
                 } else {
@@ -272,6 +283,14 @@ impl TargetSetup<'_> {
     /// Name of the mapped device (e.g. `vol0`), for log messages.
     pub fn device_name(&self) -> &CStr {
         device_name(self.ti)
+    }
+
+    /// Returns what [`IoList::pop`] needs to rebuild references to this target's bios.
+    pub fn io_ref_source<T: Target>(&self) -> IoRefSource<T> {
+        IoRefSource {
+            ti: self.ti,
+            _t: PhantomData,
+        }
     }
 
     /// Returns a handle that raises events on this target's table.
@@ -541,6 +560,117 @@ impl<T: Target> Drop for IoRef<T> {
     }
 }
 
+/// A list of bios the target took over, held while they wait (for a log write, a resync),
+/// linked through the bios themselves (`bi_next`), so keeping one needs no memory.
+pub struct IoList<T: Target> {
+    head: *mut bindings::bio,
+    tail: *mut bindings::bio,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: The list owns `IoRef`s, which are `Send`.
+unsafe impl<T: Target> Send for IoList<T> {}
+
+impl<T: Target> IoList<T> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// Appends `io`. The list keeps its reference until popped.
+    pub fn push(&mut self, io: IoRef<T>) {
+        let bio = io.bio;
+        mem::forget(io);
+        // SAFETY: The bio was taken over by the target (an `IoRef` exists), so device-mapper
+        // and the block layer leave `bi_next` alone until we complete it; we hold the
+        // reference, so the bio stays valid while listed.
+        unsafe { (*bio).bi_next = ptr::null_mut() };
+        if self.tail.is_null() {
+            self.head = bio;
+        } else {
+            // SAFETY: `tail` is a listed bio (see above).
+            unsafe { (*self.tail).bi_next = bio };
+        }
+        self.tail = bio;
+    }
+
+    /// Removes the first entry.
+    pub fn pop(&mut self, ti: &IoRefSource<T>) -> Option<IoRef<T>> {
+        if self.head.is_null() {
+            return None;
+        }
+        let bio = self.head;
+        // SAFETY: `head` is a listed bio.
+        unsafe {
+            self.head = (*bio).bi_next;
+            (*bio).bi_next = ptr::null_mut();
+        }
+        if self.head.is_null() {
+            self.tail = ptr::null_mut();
+        }
+        // The list's reference becomes the returned one.
+        Some(IoRef {
+            ti: ti.ti,
+            bio,
+            _t: PhantomData,
+        })
+    }
+
+    /// Moves every entry of `other` to the end of this list.
+    pub fn append(&mut self, other: &mut Self) {
+        if other.head.is_null() {
+            return;
+        }
+        if self.tail.is_null() {
+            self.head = other.head;
+        } else {
+            // SAFETY: `tail` is a listed bio.
+            unsafe { (*self.tail).bi_next = other.head };
+        }
+        self.tail = other.tail;
+        other.head = ptr::null_mut();
+        other.tail = ptr::null_mut();
+    }
+}
+
+impl<T: Target> Default for IoList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Target> Drop for IoList<T> {
+    fn drop(&mut self) {
+        // Entries must be popped (and so completed) by their owner; a list that still holds
+        // bios at drop would leave them incomplete forever. Warn loudly instead of hanging.
+        if !self.head.is_null() {
+            crate::pr_err!("device-mapper: dropping a list of pending bios\n");
+        }
+    }
+}
+
+/// Identifies the target whose bios an [`IoList`] holds; obtained from the target's
+/// [`TargetSetup`] at construction.
+#[derive(Clone, Copy)]
+pub struct IoRefSource<T: Target> {
+    ti: *mut bindings::dm_target,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: It only names the target; every use is through `IoList::pop`, on bios of that target.
+unsafe impl<T: Target> Send for IoRefSource<T> {}
+// SAFETY: See above.
+unsafe impl<T: Target> Sync for IoRefSource<T> {}
+
 /// Returns the target private data.
 ///
 /// # Safety
@@ -709,6 +839,121 @@ impl PinnedDrop for TableEvent {
 
 use crate::ffi::c_void;
 
+/// Work a target runs in process context, identified by `ID` when a target has several.
+pub trait TargetWorkFn<const ID: u64>: Send + Sync {
+    /// Runs the work; it may sleep. Never runs concurrently with itself.
+    fn run(&self);
+}
+
+/// A (delayable) work item that calls [`TargetWorkFn::run`] on the value that contains it,
+/// typically a target's private data, on the unbound system workqueue.
+///
+/// # Invariants
+///
+/// `dwork` is initialised with [`TargetWork::run_raw`]; `owner` points to the pinned value
+/// that contains this work item; drop waits for a queued or running execution to finish.
+#[pin_data(PinnedDrop)]
+pub struct TargetWork<T: TargetWorkFn<ID>, const ID: u64> {
+    #[pin]
+    dwork: Opaque<bindings::delayed_work>,
+    owner: *const T,
+}
+
+// SAFETY: The work item may be queued, cancelled and run from any thread; `T` is `Sync`.
+unsafe impl<T: TargetWorkFn<ID>, const ID: u64> Send for TargetWork<T, ID> {}
+// SAFETY: See above.
+unsafe impl<T: TargetWorkFn<ID>, const ID: u64> Sync for TargetWork<T, ID> {}
+
+impl<T: TargetWorkFn<ID>, const ID: u64> TargetWork<T, ID> {
+    /// Creates the work item of `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `owner` must point to the pinned value this work item is a field of, and that value
+    /// must drop this field (which cancels and waits for the work) before any state that
+    /// `T::run` uses: declare it as the value's first field.
+    pub unsafe fn new(owner: *const T) -> impl PinInit<Self> {
+        pin_init!(Self {
+            dwork <- Opaque::ffi_init(|slot: *mut bindings::delayed_work| {
+                // SAFETY: `slot` is valid for writes; `run_raw` matches this type.
+                unsafe {
+                    bindings::init_work_with_key(
+                        ptr::addr_of_mut!((*slot).work),
+                        Some(Self::run_raw),
+                        false,
+                        c"rtmirror_work".as_char_ptr(),
+                        crate::static_lock_class!().as_ptr(),
+                    );
+                    bindings::timer_init_key(
+                        ptr::addr_of_mut!((*slot).timer),
+                        Some(bindings::delayed_work_timer_fn),
+                        bindings::TIMER_IRQSAFE,
+                        c"rtmirror_work_timer".as_char_ptr(),
+                        crate::static_lock_class!().as_ptr(),
+                    );
+                }
+            }),
+            owner,
+        })
+    }
+
+    /// Runs the work as soon as possible (pulling in a delayed run); callable from any context.
+    pub fn kick(&self) {
+        // SAFETY: `dwork` is initialised and pinned (invariant).
+        unsafe {
+            bindings::mod_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_dfl_wq,
+                self.dwork.get(),
+                0,
+            )
+        };
+    }
+
+    /// Runs the work in `ms` milliseconds unless it is already queued; callable from any
+    /// context.
+    pub fn kick_after(&self, ms: u32) {
+        // SAFETY: `__msecs_to_jiffies` has no preconditions; `dwork` is initialised and pinned.
+        unsafe {
+            let delay = bindings::__msecs_to_jiffies(ms);
+            bindings::queue_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_dfl_wq,
+                self.dwork.get(),
+                delay,
+            )
+        };
+    }
+
+    /// Cancels a queued run and waits for a running one to finish. The work may be queued
+    /// again afterwards.
+    pub fn cancel_sync(&self) {
+        // SAFETY: `dwork` is initialised (invariant).
+        unsafe { bindings::cancel_delayed_work_sync(self.dwork.get()) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the workqueue for the `work` of a live `TargetWork<T, ID>`.
+    unsafe extern "C" fn run_raw(work: *mut bindings::work_struct) {
+        // SAFETY: `work` is the first field of the `delayed_work` in `dwork`, and drop waits
+        // for this function to return, so `this` and its owner are alive (invariant).
+        let this = unsafe {
+            let dwork = crate::container_of!(work, bindings::delayed_work, work);
+            &*crate::container_of!(Opaque::cast_from(dwork), Self, dwork)
+        };
+        // SAFETY: `owner` is alive while the work can run (invariant).
+        unsafe { &*this.owner }.run();
+    }
+}
+
+#[pinned_drop]
+impl<T: TargetWorkFn<ID>, const ID: u64> PinnedDrop for TargetWork<T, ID> {
+    fn drop(self: Pin<&mut Self>) {
+        self.cancel_sync();
+    }
+}
+
 /// # Safety
 ///
 /// Called by device-mapper with a target under construction and `argc` valid argument strings.
@@ -853,6 +1098,17 @@ unsafe extern "C" fn presuspend<T: Target>(ti: *mut bindings::dm_target) {
 unsafe extern "C" fn postsuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: `ti` is live.
     unsafe { target_of::<T>(ti) }.postsuspend();
+}
+
+/// # Safety
+///
+/// Called by device-mapper with a live target of type `T`.
+unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int {
+    // SAFETY: `ti` is live.
+    match unsafe { target_of::<T>(ti) }.preresume() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// # Safety

@@ -13,9 +13,15 @@
 //! counted).
 
 use crate::{
+    alloc::flags::__GFP_ZERO,
     bindings,
     error::{to_result, Error},
+    page::Page,
     prelude::*,
+    sync::{
+        atomic::{Atomic, Full},
+        Completion,
+    },
     types::Opaque,
 };
 use core::{marker::PhantomData, mem, ptr};
@@ -405,4 +411,192 @@ unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
     // SAFETY: The bio completed; nobody else references it.
     unsafe { bindings::bio_put(bio) };
     payload.complete(status_to_result(status));
+}
+
+/// Pages owned by the caller that carry the data of synchronous I/O ([`sync_io`]), for
+/// metadata such as a log, or data copied between devices.
+pub struct PageBuf {
+    pages: KVec<Page>,
+}
+
+impl PageBuf {
+    /// Allocates a zeroed buffer of at least `len` bytes (whole pages, at most
+    /// [`BIO_MAX_VECS`] of them).
+    pub fn new(len: usize) -> Result<Self> {
+        let n = len.div_ceil(PAGE_SIZE as usize);
+        if n > BIO_MAX_VECS as usize {
+            return Err(EINVAL);
+        }
+        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        }
+        Ok(Self { pages })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.pages.len() * PAGE_SIZE as usize
+    }
+
+    /// Whether the buffer has no pages.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    fn chunks(
+        &self,
+        offset: usize,
+        len: usize,
+    ) -> Result<impl Iterator<Item = (&Page, usize, usize, usize)>> {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if end > self.len() {
+            return Err(EINVAL);
+        }
+        let ps = PAGE_SIZE as usize;
+        Ok((offset / ps..end.div_ceil(ps)).filter_map(move |i| {
+            let page = self.pages.get(i)?;
+            let start = (i * ps).max(offset);
+            let stop = ((i + 1) * ps).min(end);
+            Some((page, start - i * ps, stop - start, start - offset))
+        }))
+    }
+
+    /// Copies `src` into the buffer at `offset`.
+    pub fn copy_from(&mut self, offset: usize, src: &[u8]) -> Result {
+        for (page, in_page, n, in_src) in self.chunks(offset, src.len())? {
+            let s = src.get(in_src..in_src + n).ok_or(EINVAL)?;
+            // SAFETY: `s` is valid for `n` bytes; `&mut self` excludes any other access to the
+            // pages (no I/O runs on them outside `sync_io`, which also takes `&mut self`).
+            unsafe { page.write_raw(s.as_ptr(), in_page, n)? };
+        }
+        Ok(())
+    }
+
+    /// Copies the buffer's bytes at `offset` into `dst`.
+    pub fn copy_to(&self, offset: usize, dst: &mut [u8]) -> Result {
+        for (page, in_page, n, in_dst) in self.chunks(offset, dst.len())? {
+            let d = dst.get_mut(in_dst..in_dst + n).ok_or(EINVAL)?;
+            // SAFETY: `d` is valid for `n` bytes of writes; nobody writes the pages while we
+            // hold `&self` (writers need `&mut self`).
+            unsafe { page.read_raw(d.as_mut_ptr(), in_page, n)? };
+        }
+        Ok(())
+    }
+}
+
+/// One request of [`sync_io`].
+#[derive(Clone, Copy)]
+pub struct SyncIo {
+    /// Device to read or write.
+    pub bdev: *mut bindings::block_device,
+    /// Operation and flags, e.g. a read, or a write with `REQ_PREFLUSH | REQ_FUA`.
+    pub opf: u32,
+    /// First sector.
+    pub sector: u64,
+    /// Bytes to transfer from the start of the buffer.
+    pub bytes: usize,
+}
+
+/// Pending count and completion shared by the bios of one [`sync_io`] call.
+#[pin_data]
+struct SyncWait {
+    remaining: Atomic<u32>,
+    #[pin]
+    done: Completion,
+}
+
+/// Submits every request in `reqs` at once, all carrying the start of `buf`, waits until all
+/// completed and stores each result in `out` (same order). Reads into `buf` by several
+/// requests leave it holding one of them.
+///
+/// # Safety
+///
+/// Every `bdev` must be an open block device that stays open during the call.
+pub unsafe fn sync_io(buf: &mut PageBuf, reqs: &[SyncIo], out: &mut [Result]) -> Result {
+    if out.len() < reqs.len() || reqs.len() > 8 {
+        return Err(EINVAL);
+    }
+    pin_init::stack_pin_init!(let wait = pin_init!(SyncWait {
+        remaining: Atomic::new(reqs.len() as u32),
+        done <- Completion::new(),
+    }));
+    let mut bios: [*mut bindings::bio; 8] = [ptr::null_mut(); 8];
+    for (i, r) in reqs.iter().enumerate() {
+        let nr_pages = r.bytes.div_ceil(PAGE_SIZE as usize);
+        if r.bytes > buf.len() || nr_pages == 0 {
+            out[i] = Err(EINVAL);
+            continue;
+        }
+        // SAFETY: `bdev` is open (caller); `fs_bio_set` is the global bio set; `nr_pages` is at
+        // most `BIO_MAX_VECS` (checked by `PageBuf::new`).
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(
+                r.bdev,
+                nr_pages as u16,
+                r.opf & !REQ_POLLED,
+                bindings::GFP_NOIO,
+                ptr::addr_of_mut!(bindings::fs_bio_set),
+            )
+        };
+        if bio.is_null() {
+            out[i] = Err(ENOMEM);
+            continue;
+        }
+        let mut left = r.bytes;
+        for page in buf.pages.iter().take(nr_pages) {
+            let n = left.min(PAGE_SIZE as usize);
+            // SAFETY: The bio has room for `nr_pages` bvecs; the page stays allocated and is not
+            // touched by the CPU until every bio completed (we hold `&mut buf`).
+            unsafe { bindings::__bio_add_page(bio, page.as_ptr(), n as u32, 0) };
+            left -= n;
+        }
+        // SAFETY: The bio is ours; `sync_end_io` only signals `wait`, which outlives the bio's
+        // completion because we wait for all of them below.
+        unsafe {
+            (*bio).bi_iter.bi_sector = r.sector;
+            (*bio).bi_private = ptr::from_ref(&*wait).cast_mut().cast();
+            (*bio).bi_end_io = Some(sync_end_io);
+        }
+        bios[i] = bio;
+    }
+    // Requests that failed to start do not count.
+    let started = bios.iter().filter(|b| !b.is_null()).count() as u32;
+    let unstarted = reqs.len() as u32 - started;
+    if unstarted > 0 && wait.remaining.fetch_sub(unstarted, Full) == unstarted {
+        return Ok(());
+    }
+    for bio in bios.iter().take(reqs.len()).filter(|b| !b.is_null()) {
+        // SAFETY: A fully built bio that we own until it completes.
+        unsafe { bindings::submit_bio(*bio) };
+    }
+    if started > 0 {
+        wait.done.wait_for_completion();
+    }
+    for (i, bio) in bios.iter().take(reqs.len()).enumerate() {
+        if bio.is_null() {
+            continue;
+        }
+        // SAFETY: The bio completed (the completion fired after every bio's end_io) and is
+        // still ours until `bio_put`.
+        unsafe {
+            out[i] = status_to_result((**bio).bi_status);
+            bindings::bio_put(*bio);
+        }
+    }
+    Ok(())
+}
+
+/// Completion callback of [`sync_io`]'s bios.
+///
+/// # Safety
+///
+/// `bio->bi_private` points to the live `SyncWait` of the `sync_io` call that submitted it.
+unsafe extern "C" fn sync_end_io(bio: *mut bindings::bio) {
+    // SAFETY: See the function's safety requirements; `sync_io` waits for this signal before
+    // dropping `SyncWait`.
+    let wait = unsafe { &*(*bio).bi_private.cast::<SyncWait>() };
+    if wait.remaining.fetch_sub(1, Full) == 1 {
+        wait.done.complete_all();
+    }
 }
