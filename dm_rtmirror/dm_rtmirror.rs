@@ -12,31 +12,41 @@
 //! leg. The dirty-region log, resync and I/O timeouts come next (see docs/).
 
 use kernel::{
-    block::bio::{Bio, BioCompletion, BioSet, ReqOp, BIO_MAX_VECS},
+    block::bio::{BioSet, PageBuf, ReqOp},
     device_mapper::{
-        Args, DeviceVisitor, DmDev, IoRef, IoResult, IterateStop, MapBio, Mapped, Registration,
-        StatusType, StatusWriter, TableEvent, Target, TargetSetup,
+        Args, DeviceVisitor, DmDev, IoRefSource, IterateStop, MapBio, Mapped, Registration,
+        StatusType, StatusWriter, TableEvent, Target, TargetSetup, TargetWork,
     },
-    new_mutex,
+    new_mutex, new_spinlock_irq,
     prelude::*,
     str::CString,
     sync::{
         atomic::{Atomic, Relaxed},
-        Mutex,
+        Mutex, SpinLockIrq,
     },
 };
 
 #[path = "core/src/fmtbuf.rs"]
 pub mod fmtbuf;
+#[path = "core/src/log_format.rs"]
+pub mod log_format;
 #[path = "core/src/message.rs"]
 pub mod message;
+#[path = "core/src/region.rs"]
+pub mod region;
 #[path = "core/src/status.rs"]
 pub mod status;
 #[path = "core/src/table.rs"]
 pub mod table;
 
+mod io;
+mod mirror_log;
+mod resync;
+
+use io::LegIo;
 use message::Message;
-use status::{health_of, LegState, LogState, StatusInfo, SyncAction};
+use mirror_log::{LogBuffers, Shared};
+use status::{health_of, Health, LegState, LogState, StatusInfo, SyncAction};
 use table::{TableConfig, MAX_LEGS, MAX_LOGS};
 
 module! {
@@ -48,7 +58,7 @@ module! {
 }
 
 /// Target version reported to user space (`dmsetup targets`).
-const VERSION: [u32; 3] = [0, 1, 0];
+const VERSION: [u32; 3] = [0, 2, 0];
 
 /// Bios reserved for forward progress under memory pressure.
 const BIO_POOL_SIZE: u32 = 64;
@@ -56,6 +66,14 @@ const BIO_POOL_SIZE: u32 = 64;
 /// Largest bio the target handles in one piece, in sectors (512 KiB): bounds the bvec table of
 /// a leg bio and, being at most the region size, keeps every bio inside one region.
 const MAX_IO_SECTORS: u64 = 1024;
+
+/// Work items of a target.
+const LOG_WORK: u64 = 0;
+const CLEAN_WORK: u64 = 1;
+const RESYNC_WORK: u64 = 2;
+
+/// Regions whose writes all completed are cleared in the log this long after, in batches.
+const CLEAN_DELAY_MS: u32 = 1000;
 
 #[pin_data]
 struct RtMirrorModule {
@@ -85,6 +103,7 @@ fn state_to_u32(s: LegState) -> u32 {
 
 struct Leg {
     dev: Option<DmDev>,
+    /// Copy of the leg's state in the region bookkeeping, readable without the lock.
     state: Atomic<u32>,
 }
 
@@ -92,18 +111,33 @@ impl Leg {
     fn state(&self) -> LegState {
         state_from_u32(self.state.load(Relaxed))
     }
+
+    fn set_state(&self, s: LegState) {
+        self.state.store(state_to_u32(s), Relaxed);
+    }
 }
 
 /// One rtmirror target (one table line).
 #[pin_data]
 struct RtMirror {
+    // The work items come first: dropping them cancels the work and waits for it, before
+    // anything the work uses is dropped.
+    #[pin]
+    log_work: TargetWork<RtMirror, LOG_WORK>,
+    #[pin]
+    clean_work: TargetWork<RtMirror, CLEAN_WORK>,
+    #[pin]
+    resync_work: TargetWork<RtMirror, RESYNC_WORK>,
+    #[pin]
+    event: TableEvent,
     name: CString,
-    /// Length of the target in sectors.
+    /// First sector of the target in the mapped device, and its length in sectors.
+    begin: u64,
     len: u64,
     legs: KVec<Leg>,
     logs: KVec<DmDev>,
     region_size: u64,
-    total_regions: u64,
+    nr_regions: u64,
     io_timeout_ms: Atomic<u32>,
     primary: Atomic<u32>,
     primary_explicit: Atomic<bool>,
@@ -111,61 +145,22 @@ struct RtMirror {
     nosync: bool,
     /// Largest logical block size of the present legs, in bytes.
     logical_block_size: u32,
+    io_source: IoRefSource<RtMirror>,
+    activated: Atomic<bool>,
+    suspended: Atomic<bool>,
+    /// Bytes copied by resync since activation.
+    resync_bytes: Atomic<u64>,
     /// Serialises operator messages, so that checks and state changes they make are atomic.
     #[pin]
     message_lock: Mutex<()>,
     #[pin]
-    bios: BioSet<LegIo>,
+    shared: SpinLockIrq<Shared>,
     #[pin]
-    event: TableEvent,
-}
-
-/// State of one bio the target fans out to its legs.
-struct MirrorIo {
-    legs_ok: Atomic<u32>,
-    /// First error a leg returned (negative errno), 0 if none.
-    first_error: Atomic<i32>,
-}
-
-impl IoResult for MirrorIo {
-    fn result(&self) -> Result {
-        // A write succeeds once one in-sync leg has it; a leg that failed was detached before
-        // its reference was dropped, so it no longer counts as in sync.
-        if self.legs_ok.load(Relaxed) > 0 {
-            return Ok(());
-        }
-        match self.first_error.load(Relaxed) {
-            0 => Err(EIO),
-            e => Err(Error::from_errno(e)),
-        }
-    }
-}
-
-/// Attached to each leg bio, handed back on its completion.
-struct LegIo {
-    io: IoRef<RtMirror>,
-    leg: usize,
-}
-
-impl BioCompletion for LegIo {
-    fn complete(self, status: Result) {
-        let Err(e) = status else {
-            self.io.state().legs_ok.fetch_add(1, Relaxed);
-            return;
-        };
-        let _ = self
-            .io
-            .state()
-            .first_error
-            .cmpxchg(0, e.to_errno(), Relaxed);
-        // A leg that cannot discard or write zeroes (any more) fails that request, not the
-        // leg: its data is intact.
-        let unsupported = e == EOPNOTSUPP || e == EREMOTEIO;
-        if !(unsupported && matches!(self.io.bio().op(), ReqOp::Discard | ReqOp::WriteZeroes)) {
-            self.io.target().leg_failed(self.leg, e);
-        }
-        // Dropping `self.io` completes the original bio after the last leg.
-    }
+    log_bufs: Mutex<LogBuffers>,
+    #[pin]
+    resync_buf: Mutex<Option<PageBuf>>,
+    #[pin]
+    bios: BioSet<LegIo>,
 }
 
 /// Rejects a table: the short reason goes to device-mapper (which logs it with the device
@@ -185,6 +180,17 @@ impl RtMirror {
         self.name.to_str().unwrap_or("?")
     }
 
+    /// Legs that receive writes: present and in sync or being resynced.
+    fn writable_legs(&self) -> impl Iterator<Item = (usize, &DmDev)> + '_ {
+        self.legs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match (&l.dev, l.state()) {
+                (Some(d), LegState::InSync | LegState::Resyncing) => Some((i, d)),
+                _ => None,
+            })
+    }
+
     fn in_sync_legs(&self) -> impl Iterator<Item = (usize, &DmDev)> + '_ {
         self.legs
             .iter()
@@ -195,8 +201,23 @@ impl RtMirror {
             })
     }
 
-    /// The leg reads go to: the primary when in sync, else the first in-sync leg.
+    /// The leg reads go to: while regions are out of sync, the resync source (the leg known to
+    /// hold the newest data); else the primary when in sync, else the first in-sync leg.
     fn read_leg(&self) -> Option<&DmDev> {
+        let source = {
+            let shared = self.shared.lock();
+            if shared.state.out_of_sync_regions() > 0 {
+                Some(shared.source)
+            } else {
+                None
+            }
+        };
+        if let Some(source) = source {
+            return source
+                .and_then(|i| self.legs.get(i))
+                .filter(|l| l.state() == LegState::InSync)
+                .and_then(|l| l.dev.as_ref());
+        }
         let p = self.primary.load(Relaxed) as usize;
         if let Some(Leg {
             dev: Some(d),
@@ -210,29 +231,38 @@ impl RtMirror {
         self.in_sync_legs().next().map(|(_, d)| d)
     }
 
-    /// Moves leg `leg` from in sync to `to`; returns whether it changed.
-    fn detach(&self, leg: usize, to: LegState) -> bool {
-        let Some(l) = self.legs.get(leg) else {
+    /// Moves leg `leg` to state `to` if it is in one of the states `from`, in the region
+    /// bookkeeping (the next log generation records it) and in the lock-free copy. Returns
+    /// whether it changed; raises an event and schedules the log write if so.
+    fn set_leg_state(&self, leg: usize, to: LegState, from: &[LegState]) -> bool {
+        let mut shared = self.shared.lock();
+        let Some(cur) = shared.state.legs().get(leg).copied() else {
             return false;
         };
-        let from = state_to_u32(LegState::InSync);
-        if l.state.cmpxchg(from, state_to_u32(to), Relaxed).is_err() {
+        if !from.contains(&cur) {
             return false;
         }
-        self.event.raise();
-        true
-    }
-
-    /// A leg I/O failed: the leg is detached at once (Inactive) and I/O goes on.
-    fn leg_failed(&self, leg: usize, err: Error) {
-        if self.detach(leg, LegState::Inactive) {
-            pr_err!(
-                "{}: leg {} failed with error {}: detached (Inactive)\n",
-                self.dev_name(),
-                leg,
-                err.to_errno()
-            );
+        if shared
+            .regions()
+            .and_then(|mut r| r.set_leg_state(leg, to))
+            .is_err()
+        {
+            return false;
         }
+        if let Some(l) = self.legs.get(leg) {
+            l.set_state(to);
+        }
+        // The resync source left: reads and resync use another in-sync leg, if any.
+        if shared.source == Some(leg) && to != LegState::InSync {
+            shared.source = self
+                .legs
+                .iter()
+                .position(|l| l.dev.is_some() && l.state() == LegState::InSync);
+        }
+        drop(shared);
+        self.event.raise();
+        self.log_work.kick();
+        true
     }
 
     fn leg_states(&self) -> [LegState; MAX_LEGS] {
@@ -241,55 +271,6 @@ impl RtMirror {
             *o = l.state();
         }
         out
-    }
-
-    /// Sends `bio` to every in-sync leg and completes it when all of them did.
-    fn map_to_all_legs(&self, mut bio: MapBio<'_, Self>) -> Mapped {
-        if self.in_sync_legs().next().is_none() {
-            return bio.kill();
-        }
-        let has_data = matches!(bio.bio().op(), ReqOp::Write) && bio.bio().size() > 0;
-        let mut nr_vecs = 0;
-        if has_data {
-            let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
-            if bytes < bio.bio().size() {
-                // Too many small segments for one leg bio: take the whole logical blocks that
-                // fit now; device-mapper maps the rest in another call.
-                let bytes = bytes - bytes % self.logical_block_size.max(512);
-                let sectors = bytes >> kernel::block::SECTOR_SHIFT;
-                if sectors == 0 {
-                    return bio.kill();
-                }
-                bio.accept_partial(sectors);
-            }
-            nr_vecs = bio.bio().fit_in_segments(BIO_MAX_VECS).1;
-        }
-        let sector = bio.target_sector();
-        let (io, mapped) = bio.start(MirrorIo {
-            legs_ok: Atomic::new(0),
-            first_error: Atomic::new(0),
-        });
-        let src: &Bio = io.bio();
-        let (opf, size) = (src.opf(), src.size());
-        for (leg, dev) in self.in_sync_legs() {
-            // SAFETY: `dev` is open for as long as the target lives, which outlasts its bios.
-            let leg_bio = unsafe {
-                if has_data {
-                    self.bios
-                        .alloc_with_data_of(dev.bdev(), opf, sector, src, size, nr_vecs)
-                } else {
-                    self.bios.alloc_dataless(dev.bdev(), opf, sector, size)
-                }
-            };
-            match leg_bio {
-                Ok(b) => b.submit(LegIo {
-                    io: io.clone(),
-                    leg,
-                }),
-                Err(e) => self.leg_failed(leg, e),
-            }
-        }
-        mapped
     }
 
     fn handle_message(&self, msg: Message) -> Result {
@@ -321,7 +302,11 @@ impl RtMirror {
                     );
                     return Err(EBUSY);
                 }
-                if !self.detach(i, LegState::Inactive) {
+                if !self.set_leg_state(
+                    i,
+                    LegState::Inactive,
+                    &[LegState::InSync, LegState::Resyncing],
+                ) {
                     pr_warn!("{}: fail {}: leg is not in sync\n", self.dev_name(), i);
                     return Err(EINVAL);
                 }
@@ -349,7 +334,7 @@ const MAX_TABLE_WORDS: usize = 32;
 
 #[vtable]
 impl Target for RtMirror {
-    type PerIo = MirrorIo;
+    type PerIo = io::MirrorIo;
 
     fn ctr(setup: &mut TargetSetup<'_>, args: &Args<'_>) -> Result<impl PinInit<Self, Error>> {
         if args.len() > MAX_TABLE_WORDS {
@@ -440,7 +425,52 @@ impl Target for RtMirror {
             .max()
             .unwrap_or(512);
         let name = CString::try_from_fmt(fmt!("{}", setup.device_name()))?;
-        let total_regions = len.div_ceil(cfg.region_size);
+        let nr_regions = len.div_ceil(cfg.region_size);
+        let log_bytes = log_format::log_bytes_needed(nr_regions);
+        if log_bytes > u64::from(kernel::block::bio::BIO_MAX_VECS) * 4096 {
+            return Err(reject(
+                setup,
+                c"region_size too small for the log",
+                format_args!(
+                    "{} regions need a {} byte log, at most {} supported: choose a larger region_size",
+                    nr_regions,
+                    log_bytes,
+                    kernel::block::bio::BIO_MAX_VECS * 4096
+                ),
+            ));
+        }
+        for (i, log) in logs.iter().enumerate() {
+            if log.nr_sectors() << 9 < log_bytes {
+                return Err(reject(
+                    setup,
+                    c"log device too small",
+                    format_args!(
+                        "log {} has {} bytes, {} regions need {}",
+                        i,
+                        log.nr_sectors() << 9,
+                        nr_regions,
+                        log_bytes
+                    ),
+                ));
+            }
+        }
+        let table_states = {
+            let mut st = [LegState::Missing; MAX_LEGS];
+            for (s, l) in st.iter_mut().zip(legs.iter()) {
+                *s = l.state();
+            }
+            st
+        };
+        let shared = Shared::new(
+            nr_regions,
+            &table_states[..legs.len()],
+            logs.len().max(1) as u8,
+        )?;
+        let log_bufs = LogBuffers::new(if logs.is_empty() {
+            4096
+        } else {
+            log_bytes as usize
+        })?;
         pr_info!(
             "{}: {} legs ({} present), {} log devices, region size {} sectors, {} regions\n",
             name.to_str().unwrap_or("?"),
@@ -448,25 +478,70 @@ impl Target for RtMirror {
             present().count(),
             logs.len(),
             cfg.region_size,
-            total_regions
+            nr_regions
         );
-        Ok(try_pin_init!(RtMirror {
+        let io_source = setup.io_ref_source();
+        let begin = setup.begin();
+        let event = setup.event_source();
+        Ok(try_pin_init!(&this in RtMirror {
+            // SAFETY: The work items are fields of this pinned target, declared first, so they
+            // are cancelled before anything else of it is dropped.
+            log_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            // SAFETY: As above.
+            clean_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            // SAFETY: As above.
+            resync_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            event <- event,
             name,
+            begin,
             len,
             legs,
             logs,
             region_size: cfg.region_size,
-            total_regions,
+            nr_regions,
             io_timeout_ms: Atomic::new(cfg.io_timeout_ms),
             primary: Atomic::new(u32::from(cfg.primary)),
             primary_explicit: Atomic::new(cfg.primary_explicit),
             resync_kbps: Atomic::new(cfg.resync_kbps),
             nosync: cfg.nosync,
             logical_block_size,
+            io_source,
+            activated: Atomic::new(false),
+            suspended: Atomic::new(true),
+            resync_bytes: Atomic::new(0),
             message_lock <- new_mutex!(()),
+            shared <- new_spinlock_irq!(shared),
+            log_bufs <- new_mutex!(log_bufs),
+            resync_buf <- new_mutex!(None),
             bios <- BioSet::new(BIO_POOL_SIZE),
-            event <- setup.event_source(),
         }))
+    }
+
+    fn preresume(&self) -> Result {
+        if !self.activated.load(Relaxed) {
+            self.activate()?;
+            self.activated.store(true, Relaxed);
+        }
+        Ok(())
+    }
+
+    fn resume(&self) {
+        self.suspended.store(false, Relaxed);
+        self.log_work.kick();
+        self.resync_work.kick();
+    }
+
+    fn postsuspend(&self) {
+        // No application I/O is in flight now. Stop the resync, clear what can be cleared and
+        // write the log, so the next activation resyncs as little as possible.
+        self.suspended.store(true, Relaxed);
+        self.resync_work.cancel_sync();
+        self.clean_work.cancel_sync();
+        {
+            let mut shared = self.shared.lock();
+            let _ = shared.regions().map(|mut r| r.clean_batch(u64::MAX));
+        }
+        self.run_log_writes();
     }
 
     fn map(&self, bio: MapBio<'_, Self>) -> Mapped {
@@ -479,7 +554,7 @@ impl Target for RtMirror {
                 None => bio.kill(),
             },
             ReqOp::Write | ReqOp::Flush | ReqOp::Discard | ReqOp::WriteZeroes => {
-                self.map_to_all_legs(bio)
+                self.map_write(bio)
             }
             ReqOp::Other(_) => bio.kill(),
         }
@@ -491,23 +566,32 @@ impl Target for RtMirror {
             StatusType::Info => {
                 let legs = self.leg_states();
                 let legs = legs.get(..self.legs.len()).unwrap_or(&[]);
-                let logs = [LogState::Alive; MAX_LOGS];
-                let health = health_of(legs);
-                // Without the region log (next version) the legs are in sync exactly when
-                // every leg is.
-                let in_sync = if legs.iter().all(|s| *s == LegState::InSync) {
-                    self.total_regions
-                } else {
-                    0
+                let mut logs = [LogState::Alive; MAX_LOGS];
+                self.log_states(&mut logs);
+                let (in_sync, source) = {
+                    let shared = self.shared.lock();
+                    (shared.state.in_sync_regions(), shared.source)
                 };
+                let mut health = health_of(legs);
+                // Regions that may differ mean the data has one good copy only.
+                if health == Health::Healthy && in_sync < self.nr_regions {
+                    health = Health::Degraded;
+                }
+                let resyncing = in_sync < self.nr_regions
+                    && source.is_some()
+                    && self.writable_legs().any(|(i, _)| Some(i) != source);
                 status::format_status(
                     &StatusInfo {
                         legs,
                         logs: logs.get(..self.logs.len()).unwrap_or(&[]),
                         in_sync_regions: in_sync,
-                        total_regions: self.total_regions,
+                        total_regions: self.nr_regions,
                         health,
-                        sync_action: SyncAction::Idle,
+                        sync_action: if resyncing {
+                            SyncAction::Resync
+                        } else {
+                            SyncAction::Idle
+                        },
                     },
                     out,
                 )

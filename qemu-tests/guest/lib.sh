@@ -40,6 +40,20 @@ md5_of() { # <dev> <skip MiB> <count MiB>, read with O_DIRECT so the device answ
 	dd if=$1 bs=$MB skip=$2 count=$3 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1
 }
 status_of() { dmsetup status "$1" | cut -d' ' -f4-; }
+# Wait until <dev>'s resync finished (every region in sync, no resync running); fail after
+# <seconds> (default 300).
+wait_in_sync() {
+	local i=0 st
+	while [ $i -lt $((${2:-300} * 10)) ]; do
+		st=$(status_of "$1")
+		case " $st " in *" idle "*)
+			local regions=$(echo "$st" | cut -d' ' -f3)
+			[ "${regions%/*}" = "${regions#*/}" ] && return 0 ;;
+		esac
+		usleep 100000; i=$((i + 1))
+	done
+	fail "$1 not in sync after ${2:-300} s: $(status_of "$1")"; return 1
+}
 table_of() { dmsetup table "$1" | cut -d' ' -f3-; }
 kernel_log_clean() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then

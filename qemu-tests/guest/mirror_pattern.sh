@@ -29,5 +29,6 @@ host stats 0
 result discard_stats_0 "$HOST_REPLY"
 host stats 1
 result discard_stats_1 "$HOST_REPLY"
+wait_in_sync m0
 expect "remove m0" dmsetup remove m0
 kernel_log_clean

@@ -4,6 +4,8 @@
 load_rtmirror
 size=$(sectors_of vda)
 expect "create m0" dmsetup create m0 --table "0 $size rtmirror 2 /dev/vda /dev/vdb 0 4 region_size 1024 io_timeout_ms 5000"
+result initial_status "$(status_of m0)"
+wait_in_sync m0
 st=$(status_of m0)
 result status "$st"
 regions=$(( (size + 1023) / 1024 ))

@@ -527,6 +527,20 @@ impl<T: Target> IoRef<T> {
         // SAFETY: The target outlives its in-flight bios (type invariant).
         unsafe { target_of::<T>(self.ti) }
     }
+
+    /// Returns the target with a lifetime not tied to this reference, so that the reference
+    /// can be handed on (queued, dropped) while the target is still used.
+    ///
+    /// # Safety
+    ///
+    /// The caller must stop using the returned reference before the target can be destroyed:
+    /// device-mapper destroys a target only once all its bios completed, so the reference may
+    /// be used until this bio may have completed, that is until the last `IoRef` is dropped or
+    /// handed to another thread (e.g. released by the lock protecting the list it was put on).
+    pub unsafe fn target_unbound<'a>(&self) -> &'a T {
+        // SAFETY: The caller bounds the use of the reference as described above.
+        unsafe { target_of::<T>(self.ti) }
+    }
 }
 
 impl<T: Target> Clone for IoRef<T> {
@@ -565,7 +579,7 @@ impl<T: Target> Drop for IoRef<T> {
 pub struct IoList<T: Target> {
     head: *mut bindings::bio,
     tail: *mut bindings::bio,
-    _t: PhantomData<T>,
+    _t: PhantomData<*const T>,
 }
 
 // SAFETY: The list owns `IoRef`s, which are `Send`.
@@ -663,7 +677,7 @@ impl<T: Target> Drop for IoList<T> {
 #[derive(Clone, Copy)]
 pub struct IoRefSource<T: Target> {
     ti: *mut bindings::dm_target,
-    _t: PhantomData<T>,
+    _t: PhantomData<*const T>,
 }
 
 // SAFETY: It only names the target; every use is through `IoList::pop`, on bios of that target.

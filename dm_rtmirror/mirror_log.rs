@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mirrored dirty-region log: activation from the log copies, and the log worker that
+//! writes new generations to every healthy copy in parallel.
+//!
+//! The decisions (format, which copy to trust, which regions are dirty, when a write may go)
+//! are in `core/` (`log_format`, `region`); this file moves bytes and bios. With no log device
+//! the log lives in memory only: its writes complete at once and every activation resyncs
+//! everything (like dm-mirror's core log).
+
+use kernel::{
+    block::bio::{sync_io, PageBuf, SyncIo},
+    device_mapper::{IoList, TargetWorkFn},
+    prelude::*,
+    sync::atomic::Relaxed,
+};
+
+use crate::log_format::{self, LogHeader, LogIdentity, ResyncSource};
+use crate::region::{LogDone, RegionError, RegionState, Regions};
+use crate::status::{LegState, LogState};
+use crate::table::MAX_LOGS;
+use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
+
+/// Region bookkeeping and the bios waiting on it, under the target's spinlock.
+pub(crate) struct Shared {
+    pub(crate) state: RegionState,
+    bits: KVVec<u64>,
+    inflight: KVVec<u16>,
+    /// Identity written into every log copy.
+    pub(crate) uuid: [u8; 16],
+    /// Writes waiting for a log generation before they go to the legs.
+    pub(crate) waiting_log: IoList<RtMirror>,
+    /// Writes done on the legs, waiting for a log generation before they are acknowledged.
+    pub(crate) waiting_ack: IoList<RtMirror>,
+    /// Writes to a region that a resync is copying.
+    pub(crate) delayed: IoList<RtMirror>,
+    /// Leg that reads (and the resync) use while regions are out of sync; `None`: no leg is
+    /// known to hold the newest data.
+    pub(crate) source: Option<usize>,
+}
+
+impl Shared {
+    pub(crate) fn new(nr_regions: u64, legs: &[LegState], nr_copies: u8) -> Result<Self> {
+        let words = crate::region::region_words_needed(nr_regions);
+        let nr = usize::try_from(nr_regions).map_err(|_| EINVAL)?;
+        Ok(Self {
+            state: RegionState::new(nr_regions, legs, nr_copies).map_err(|_| EINVAL)?,
+            bits: KVVec::from_elem(0u64, words, GFP_KERNEL)?,
+            inflight: KVVec::from_elem(0u16, nr, GFP_KERNEL)?,
+            uuid: [0; 16],
+            waiting_log: IoList::new(),
+            waiting_ack: IoList::new(),
+            delayed: IoList::new(),
+            source: None,
+        })
+    }
+
+    pub(crate) fn regions(&mut self) -> Result<Regions<'_>, RegionError> {
+        Regions::new(&mut self.state, &mut self.bits, &mut self.inflight)
+    }
+
+    /// Moves the entries of `list` whose generation is at most `generation` (all of them if
+    /// `None`) to `out`.
+    fn take_ready(
+        list: &mut IoList<RtMirror>,
+        out: &mut IoList<RtMirror>,
+        generation: Option<u64>,
+        t: &RtMirror,
+    ) {
+        let mut keep = IoList::new();
+        while let Some(io) = list.pop(&t.io_source) {
+            match generation {
+                Some(g) if io.state().generation.load(Relaxed) > g => keep.push(io),
+                _ => out.push(io),
+            }
+        }
+        list.append(&mut keep);
+    }
+}
+
+/// Buffers of the log worker and of activation.
+pub(crate) struct LogBuffers {
+    /// One encoded log copy.
+    encoded: KVVec<u8>,
+    /// The same bytes in pages, for the bios.
+    pages: PageBuf,
+}
+
+impl LogBuffers {
+    pub(crate) fn new(log_bytes: usize) -> Result<Self> {
+        Ok(Self {
+            encoded: KVVec::from_elem(0u8, log_bytes, GFP_KERNEL)?,
+            pages: PageBuf::new(log_bytes)?,
+        })
+    }
+}
+
+impl RtMirror {
+    /// Bytes of one log copy.
+    pub(crate) fn log_bytes(&self) -> usize {
+        log_format::log_bytes_needed(self.nr_regions) as usize
+    }
+
+    /// Reads log copy `i`; `None` if it cannot be read or decoded (the reason is logged).
+    fn read_copy(&self, i: usize, bufs: &mut LogBuffers, bitmap: &mut [u64]) -> Option<LogHeader> {
+        let dev = self.logs.get(i)?;
+        let req = SyncIo {
+            bdev: dev.bdev(),
+            opf: kernel::bindings::req_op_REQ_OP_READ,
+            sector: 0,
+            bytes: self.log_bytes(),
+        };
+        let mut res = [Ok(())];
+        // SAFETY: The log device is open for the target's lifetime.
+        let r = unsafe { sync_io(&mut bufs.pages, &[req], &mut res) };
+        if let Err(e) = r.and(res[0]) {
+            pr_warn!(
+                "{}: log copy {}: read failed (error {})\n",
+                self.dev_name(),
+                i,
+                e.to_errno()
+            );
+            return None;
+        }
+        bufs.pages.copy_to(0, &mut bufs.encoded).ok()?;
+        match log_format::decode(&bufs.encoded, bitmap) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                pr_info!(
+                    "{}: log copy {}: not used: {}\n",
+                    self.dev_name(),
+                    i,
+                    format_args!("{}", e)
+                );
+                None
+            }
+        }
+    }
+
+    /// Builds the run-time state from the log copies (or a new log), once, before the target
+    /// first goes live.
+    pub(crate) fn activate(&self) -> Result {
+        let nr_copies = self.logs.len();
+        let words = log_format::bitmap_words(self.nr_regions);
+        let mut bufs = self.log_bufs.lock();
+        let mut maps: KVec<KVVec<u64>> = KVec::with_capacity(MAX_LOGS, GFP_KERNEL)?;
+        let mut headers: [Option<LogHeader>; MAX_LOGS] = [None; MAX_LOGS];
+        let mut read_failed = [false; MAX_LOGS];
+        for i in 0..nr_copies {
+            let mut map = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+            headers[i] = self.read_copy(i, &mut bufs, &mut map);
+            read_failed[i] = headers[i].is_none();
+            maps.push(map, GFP_KERNEL)?;
+        }
+        drop(bufs);
+        // The mirror's identity: that of the newest copy with this geometry, else a new one.
+        let geometry_matches = |h: &LogHeader| {
+            h.region_size == self.region_size
+                && h.nr_regions == self.nr_regions
+                && usize::from(h.nr_legs) == self.legs.len()
+        };
+        let mut uuid = [0u8; 16];
+        let known = headers
+            .iter()
+            .flatten()
+            .filter(|h| geometry_matches(h))
+            .max_by_key(|h| h.generation);
+        match known {
+            Some(h) => uuid = h.uuid,
+            None => kernel::random::fill_bytes(&mut uuid),
+        }
+        let id = LogIdentity {
+            uuid,
+            region_size: self.region_size,
+            nr_regions: self.nr_regions,
+            nr_legs: self.legs.len() as u8,
+        };
+        let mut copies: [Option<(LogHeader, &[u64])>; MAX_LOGS] = [None, None];
+        for (i, (h, m)) in headers.iter().zip(maps.iter()).enumerate().take(nr_copies) {
+            copies[i] = h.map(|h| (h, &m[..]));
+        }
+        let mut union = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+        let mut common = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+        let act = log_format::choose_copies(&id, &copies[..nr_copies], &mut union, &mut common)
+            .map_err(|_| EINVAL)?;
+
+        let table_states = self.leg_states();
+        let table_states = &table_states[..self.legs.len()];
+        // Without a log device the log is kept in memory: one copy that cannot fail.
+        let copies_in_state = nr_copies.max(1) as u8;
+        let mut shared = Shared::new(self.nr_regions, table_states, copies_in_state)?;
+        shared.uuid = uuid;
+        let primary = self.primary.load(Relaxed) as usize;
+        {
+            let mut r = shared.regions().map_err(|_| EINVAL)?;
+            match (act.newest, self.nosync) {
+                (Some(h), _) => r.activate(Some((&h, &union, &common)), act.max_generation),
+                (None, true) => r.activate_nosync(act.max_generation),
+                (None, false) => r.activate(None, act.max_generation),
+            }
+            for (i, failed) in read_failed.iter().enumerate().take(nr_copies) {
+                if *failed {
+                    let _ = r.copy_failed(i);
+                }
+            }
+            // Legs absent now are missing, whatever the log said.
+            for (i, s) in table_states.iter().enumerate() {
+                if *s == LegState::Missing {
+                    let _ = r.set_leg_state(i, LegState::Missing);
+                }
+            }
+        }
+        let available: KVec<bool> = {
+            let mut v = KVec::with_capacity(self.legs.len(), GFP_KERNEL)?;
+            for l in self.legs.iter() {
+                v.push(l.dev.is_some(), GFP_KERNEL)?;
+            }
+            v
+        };
+        shared.source =
+            match log_format::resync_source(act.newest.as_ref(), &available, primary as u8) {
+                ResyncSource::Leg(i) => Some(usize::from(i)),
+                // A new or lost log: nothing says which leg is newer; take the primary.
+                ResyncSource::Unknown => available
+                    .get(primary)
+                    .copied()
+                    .unwrap_or(false)
+                    .then_some(primary)
+                    .or_else(|| available.iter().position(|a| *a)),
+                ResyncSource::NoneInSync => None,
+            };
+        let out_of_sync = shared.state.out_of_sync_regions();
+        let legs = shared.state.legs();
+        for (leg, s) in self.legs.iter().zip(legs.iter()) {
+            leg.set_state(*s);
+        }
+        let log_text = if act.newest.is_some() {
+            "log found"
+        } else if self.nosync {
+            "new log, legs declared in sync (nosync)"
+        } else if nr_copies == 0 {
+            "in-memory log"
+        } else {
+            "no valid log copy"
+        };
+        pr_info!(
+            "{}: activated: {}, generation {}, {} of {} regions out of sync, source leg {}\n",
+            self.dev_name(),
+            log_text,
+            act.max_generation,
+            out_of_sync,
+            self.nr_regions,
+            shared.source.map_or(-1, |s| s as i64)
+        );
+        *self.shared.lock() = shared;
+        Ok(())
+    }
+
+    /// Writes every due log generation and releases the writes waiting for them.
+    pub(crate) fn run_log_writes(&self) {
+        let mut bufs = self.log_bufs.lock();
+        loop {
+            let mut shared = self.shared.lock();
+            let uuid = shared.uuid;
+            let Ok(mut r) = shared.regions() else { return };
+            let Some(w) = r.take_log_write() else {
+                return;
+            };
+            let header = r.snapshot_header(uuid, self.region_size, false);
+            let encoded = log_format::encode(&header, r.snapshot(), &mut bufs.encoded);
+            drop(shared);
+            let mut ok_mask = 0u8;
+            if self.logs.is_empty() {
+                ok_mask = w.copies;
+            } else if encoded.is_ok() {
+                let LogBuffers { encoded, pages } = &mut *bufs;
+                if pages.copy_from(0, encoded).is_ok() {
+                    ok_mask = self.write_copies(pages, w.copies);
+                }
+            }
+            self.log_written(w.generation, ok_mask, w.copies);
+        }
+    }
+
+    /// Writes the encoded log to the copies in `mask`; returns the mask of those written.
+    fn write_copies(&self, pages: &mut PageBuf, mask: u8) -> u8 {
+        let opf = kernel::bindings::req_op_REQ_OP_WRITE
+            | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
+            | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA)
+            | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
+        let mut reqs = [SyncIo {
+            bdev: core::ptr::null_mut(),
+            opf,
+            sector: 0,
+            bytes: self.log_bytes(),
+        }; MAX_LOGS];
+        let mut which = [0usize; MAX_LOGS];
+        let mut n = 0;
+        for (i, dev) in self.logs.iter().enumerate() {
+            if mask & (1 << i) == 0 || n >= MAX_LOGS {
+                continue;
+            }
+            reqs[n].bdev = dev.bdev();
+            which[n] = i;
+            n += 1;
+        }
+        let mut res = [Ok(()), Ok(())];
+        // SAFETY: The log devices are open for the target's lifetime.
+        if unsafe { sync_io(pages, &reqs[..n], &mut res) }.is_err() {
+            return 0;
+        }
+        let mut ok = 0u8;
+        for (k, r) in res.iter().enumerate().take(n) {
+            match r {
+                Ok(()) => ok |= 1 << which[k],
+                Err(e) => pr_err!(
+                    "{}: log copy {} failed (error {}): marked failed, the log goes on with the other copy\n",
+                    self.dev_name(),
+                    which[k],
+                    e.to_errno()
+                ),
+            }
+        }
+        ok
+    }
+
+    /// Records a finished log write and releases what waited for it.
+    fn log_written(&self, generation: u64, ok: u8, issued: u8) {
+        let mut release = IoList::new();
+        let mut acks = IoList::new();
+        let mut shared = self.shared.lock();
+        let done = shared
+            .regions()
+            .and_then(|mut r| r.log_written(generation, ok));
+        let durable = match done {
+            Ok(LogDone::Durable(g)) => Some(g),
+            // Every copy failed: waiting writes go unprotected; those that missed a leg can
+            // never be recorded and fail.
+            Ok(LogDone::LogLost) | Err(_) => None,
+        };
+        let sh = &mut *shared;
+        Shared::take_ready(&mut sh.waiting_log, &mut release, durable, self);
+        Shared::take_ready(&mut sh.waiting_ack, &mut acks, durable, self);
+        drop(shared);
+        if durable.is_none() {
+            pr_err!(
+                "{}: every log copy failed: the log is lost\n",
+                self.dev_name()
+            );
+            let mut tmp = IoList::new();
+            while let Some(io) = acks.pop(&self.io_source) {
+                io.state().fail();
+                tmp.push(io);
+            }
+            acks = tmp;
+        }
+        if ok != issued {
+            self.event.raise();
+        }
+        self.release_writes(release);
+        // Popping and dropping acknowledges (or fails) the writes.
+        while acks.pop(&self.io_source).is_some() {}
+    }
+
+    /// Log copy states for the status line.
+    pub(crate) fn log_states(&self, out: &mut [LogState; MAX_LOGS]) {
+        let shared = self.shared.lock();
+        for (o, s) in out.iter_mut().zip(shared.state.copies().iter()) {
+            *o = *s;
+        }
+    }
+}
+
+impl TargetWorkFn<LOG_WORK> for RtMirror {
+    fn run(&self) {
+        self.run_log_writes();
+    }
+}
+
+impl TargetWorkFn<CLEAN_WORK> for RtMirror {
+    fn run(&self) {
+        let cleaned = {
+            let mut shared = self.shared.lock();
+            shared.regions().map_or(0, |mut r| r.clean_batch(u64::MAX))
+        };
+        if cleaned > 0 {
+            self.log_work.kick();
+        }
+    }
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Resync: copies every out-of-sync region from the source leg (the one known to hold the
+//! newest data) to the other legs that receive writes, one region at a time, in 1 MiB chunks,
+//! throttled by `resync_kbps`. A region being copied is claimed in the region bookkeeping, so a
+//! write to it waits until the copy ends (no lost update between the copy and the write).
+
+use kernel::{
+    block::bio::{sync_io, PageBuf, SyncIo},
+    device_mapper::{IoList, TargetWorkFn},
+    prelude::*,
+    sync::atomic::Relaxed,
+    time::{delay::fsleep, Delta},
+};
+
+use crate::status::LegState;
+use crate::table::MAX_LEGS;
+use crate::{RtMirror, RESYNC_WORK};
+
+/// Bytes copied per I/O.
+pub(crate) const RESYNC_CHUNK: usize = 1 << 20;
+
+impl TargetWorkFn<RESYNC_WORK> for RtMirror {
+    fn run(&self) {
+        self.run_resync();
+    }
+}
+
+impl RtMirror {
+    fn run_resync(&self) {
+        let mut buf = self.resync_buf.lock();
+        if buf.is_none() {
+            match PageBuf::new(RESYNC_CHUNK) {
+                Ok(b) => *buf = Some(b),
+                Err(_) => {
+                    pr_err!(
+                        "{}: resync: out of memory, retrying later\n",
+                        self.dev_name()
+                    );
+                    self.resync_work.kick_after(1000);
+                    return;
+                }
+            }
+        }
+        let Some(buf) = Option::as_mut(&mut *buf) else {
+            return;
+        };
+        let mut cursor = 0u64;
+        let mut skipped = false;
+        let mut copied = 0u64;
+        loop {
+            if self.suspended.load(Relaxed) {
+                return;
+            }
+            let mut shared = self.shared.lock();
+            let Some(source) = shared.source else { return };
+            let Ok(mut r) = shared.regions() else { return };
+            let Some(region) = r.next_out_of_sync(cursor) else {
+                if skipped {
+                    // Regions with writes in flight were passed over: go round again.
+                    drop(shared);
+                    cursor = 0;
+                    skipped = false;
+                    fsleep(Delta::from_millis(10));
+                    continue;
+                }
+                drop(shared);
+                self.resync_finished(copied);
+                return;
+            };
+            match r.resync_begin(region) {
+                Ok(true) => {}
+                Ok(false) => {
+                    skipped = true;
+                    cursor = region + 1;
+                    continue;
+                }
+                Err(_) => return,
+            }
+            drop(shared);
+            let ok = self.copy_region(buf, source, region);
+            let mut delayed = IoList::new();
+            let mut shared = self.shared.lock();
+            let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
+            delayed.append(&mut shared.delayed);
+            drop(shared);
+            while let Some(io) = delayed.pop(&self.io_source) {
+                self.start_write(io);
+            }
+            if !ok {
+                // A leg failed; the next round sees the new leg states.
+                cursor = 0;
+                continue;
+            }
+            copied += 1;
+            cursor = region + 1;
+        }
+    }
+
+    /// Copies one region from leg `source` to every other leg that receives writes.
+    fn copy_region(&self, buf: &mut PageBuf, source: usize, region: u64) -> bool {
+        let Some(src) = self.legs.get(source).and_then(|l| l.dev.as_ref()) else {
+            return false;
+        };
+        let mut targets = [SyncIo {
+            bdev: core::ptr::null_mut(),
+            opf: kernel::bindings::req_op_REQ_OP_WRITE
+                | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA),
+            sector: 0,
+            bytes: 0,
+        }; MAX_LEGS];
+        let mut target_legs = [0usize; MAX_LEGS];
+        let mut n = 0;
+        for (i, dev) in self.writable_legs() {
+            if i != source && n < MAX_LEGS {
+                targets[n].bdev = dev.bdev();
+                target_legs[n] = i;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return false;
+        }
+        let start = region * self.region_size;
+        let end = (start + self.region_size).min(self.len);
+        let mut sector = start;
+        while sector < end {
+            let sectors = ((end - sector) as usize).min(RESYNC_CHUNK >> 9);
+            let bytes = sectors << 9;
+            let read = SyncIo {
+                bdev: src.bdev(),
+                opf: kernel::bindings::req_op_REQ_OP_READ,
+                sector,
+                bytes,
+            };
+            let mut res = [Ok(())];
+            // SAFETY: Leg devices are open for the target's lifetime.
+            let r = unsafe { sync_io(buf, &[read], &mut res) };
+            if let Err(e) = r.and(res[0]) {
+                self.leg_failed(source, e);
+                return false;
+            }
+            for t in targets.iter_mut().take(n) {
+                t.sector = sector;
+                t.bytes = bytes;
+            }
+            let mut res = [Ok(()), Ok(()), Ok(()), Ok(())];
+            // SAFETY: As above.
+            if unsafe { sync_io(buf, &targets[..n], &mut res) }.is_err() {
+                return false;
+            }
+            let mut all_ok = true;
+            for (k, r) in res.iter().enumerate().take(n) {
+                if let Err(e) = r {
+                    self.leg_failed(target_legs[k], *e);
+                    all_ok = false;
+                }
+            }
+            if !all_ok {
+                return false;
+            }
+            self.resync_bytes.fetch_add(bytes as u64, Relaxed);
+            self.throttle(bytes);
+            sector += sectors as u64;
+        }
+        true
+    }
+
+    /// Sleeps long enough that copying `bytes` stays within `resync_kbps`.
+    fn throttle(&self, bytes: usize) {
+        let kbps = self.resync_kbps.load(Relaxed);
+        if kbps > 0 {
+            let ms = (bytes as u64 * 1000) / (u64::from(kbps) * 1024);
+            fsleep(Delta::from_millis(ms as i64));
+        }
+    }
+
+    /// Every out-of-sync region was copied: resyncing legs are in sync again.
+    fn resync_finished(&self, copied: u64) {
+        let mut changed = false;
+        for (i, leg) in self.legs.iter().enumerate() {
+            if leg.state() == LegState::Resyncing {
+                changed |= self.set_leg_state(i, LegState::InSync, &[LegState::Resyncing]);
+            }
+        }
+        if copied > 0 || changed {
+            pr_info!(
+                "{}: resync done: {} regions copied, {} bytes in total\n",
+                self.dev_name(),
+                copied,
+                self.resync_bytes.load(Relaxed)
+            );
+            self.event.raise();
+            self.log_work.kick();
+        }
+    }
+}
