@@ -128,7 +128,9 @@ impl RtMirror {
             NO_REGION
         } else {
             // `region_size` is validated non-zero by the table parser.
-            bio.target_sector().checked_div(self.region_size).unwrap_or(0)
+            bio.target_sector()
+                .checked_div(self.region_size)
+                .unwrap_or(0)
         };
         let (io, mapped) = bio.start(MirrorIo::new(region));
         if region == NO_REGION {

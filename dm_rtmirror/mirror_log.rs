@@ -101,9 +101,15 @@ impl RtMirror {
         log_format::log_bytes_needed(self.nr_regions) as usize
     }
 
-    /// Reads log copy `i`; `None` if it cannot be read or decoded (the reason is logged).
-    fn read_copy(&self, i: usize, bufs: &mut LogBuffers, bitmap: &mut [u64]) -> Option<LogHeader> {
-        let dev = self.logs.get(i)?;
+    /// Reads log copy `i`: an error if it cannot be read (the copy has failed), `None` if it
+    /// holds no valid log (new, torn or corrupt; the reason is logged).
+    fn read_copy(
+        &self,
+        i: usize,
+        bufs: &mut LogBuffers,
+        bitmap: &mut [u64],
+    ) -> Result<Option<LogHeader>> {
+        let dev = self.logs.get(i).ok_or(EINVAL)?;
         let req = SyncIo {
             bdev: dev.bdev(),
             opf: kernel::bindings::req_op_REQ_OP_READ,
@@ -114,17 +120,17 @@ impl RtMirror {
         // SAFETY: The log device is open for the target's lifetime.
         let r = unsafe { sync_io(&mut bufs.pages, &[req], &mut res) };
         if let Err(e) = r.and(res[0]) {
-            pr_warn!(
-                "{}: log copy {}: read failed (error {})\n",
+            pr_err!(
+                "{}: log copy {}: read failed (error {}): marked failed\n",
                 self.dev_name(),
                 i,
                 e.to_errno()
             );
-            return None;
+            return Err(e);
         }
-        bufs.pages.copy_to(0, &mut bufs.encoded).ok()?;
+        bufs.pages.copy_to(0, &mut bufs.encoded)?;
         match log_format::decode(&bufs.encoded, bitmap) {
-            Ok(h) => Some(h),
+            Ok(h) => Ok(Some(h)),
             Err(e) => {
                 pr_info!(
                     "{}: log copy {}: not used: {}\n",
@@ -132,7 +138,7 @@ impl RtMirror {
                     i,
                     format_args!("{}", e)
                 );
-                None
+                Ok(None)
             }
         }
     }
@@ -148,8 +154,10 @@ impl RtMirror {
         let mut read_failed = [false; MAX_LOGS];
         for i in 0..nr_copies {
             let mut map = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
-            headers[i] = self.read_copy(i, &mut bufs, &mut map);
-            read_failed[i] = headers[i].is_none();
+            match self.read_copy(i, &mut bufs, &mut map) {
+                Ok(h) => headers[i] = h,
+                Err(_) => read_failed[i] = true,
+            }
             maps.push(map, GFP_KERNEL)?;
         }
         drop(bufs);

@@ -191,7 +191,8 @@ impl RtMirror {
                 self.resync_bytes.load(Relaxed)
             );
             self.event.raise();
-            self.log_work.kick();
+            // The copied regions are clean now: clear them in the log.
+            self.clean_work.kick();
         }
     }
 }

@@ -12,6 +12,7 @@ Ends with a line "N passed, N failed".
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -111,6 +112,99 @@ def check_leg_error(res, disks, errors):
         errors.append("backend of leg 0 counted no errors")
 
 
+def check_powercut(results, disks, errors, corrupted=False):
+    r1, r2 = results
+    if not r1.killed:
+        errors.append("phase 1 was not cut off by a power cut")
+    writing = [int(w) for w in r1.results.get("writing", [])]
+    acked = [v.split() for v in r1.results.get("acked", [])]
+    if len(acked) < 5:
+        errors.append("only %d writes acknowledged before the cut" % len(acked))
+    last = {}
+    for off, md5 in acked:
+        last[int(off)] = md5
+    # The write in flight at the cut may or may not have landed: not checked.
+    in_flight = writing[-1] if writing and (not acked or int(acked[-1][0]) != writing[-1]
+                                             or len(writing) > len(acked)) else None
+    lost = 0
+    for off, md5 in last.items():
+        if off == in_flight:
+            continue
+        for d in disks[:2]:
+            if md5_backing(d, off * 4096, 4096) != md5:
+                lost += 1
+                errors.append("acknowledged write at block %d missing on %s" % (off, d.name))
+    if not files_identical(disks[0], disks[1]):
+        errors.append("legs' backing files differ after the resync")
+    line = r2.result("activation_log", "")
+    m = re.search(r"(\d+) of (\d+) regions out of sync", line)
+    if not m:
+        errors.append("no activation line: %r" % line)
+        return
+    oos, total = int(m.group(1)), int(m.group(2))
+    region_bytes = 1024 * 512
+    written = {(w * 4096) // region_bytes for w in writing}
+    print("    powercut: %d acknowledged writes, %d regions written, %d of %d out of sync at "
+          "activation" % (len(acked), len(written), oos, total))
+    if not 1 <= oos <= len(written):
+        errors.append("%d regions out of sync at activation; expected 1..%d (regions written)"
+                      % (oos, len(written)))
+    if "log found" not in line:
+        errors.append("activation did not use a log copy: %r" % line)
+    if corrupted and "log copy 0: not used" not in r2.console:
+        errors.append("the corrupted log copy 0 was not reported as not used")
+
+
+def corrupt_log_copy0(disks):
+    header = disks[2].read_backing(0, 4096)
+    if header[:8] != b"RTMIRLOG":
+        raise RuntimeError("log copy 0 holds no log before the corruption: %r" % header[:8])
+    disks[2].write_backing(2000, b"\xa5" * 32)
+
+
+def check_log_copy_error(res, disks, errors):
+    if disks[2].stats().get("errors", 0) < 1:
+        errors.append("the failing log copy's backend counted no errors")
+
+
+def fill_leg0(disks):
+    block = os.urandom(MiB)
+    for i in range(64):
+        disks[0].write_backing(i * MiB, block[i:] + block[:i])
+
+
+def check_full_resync(res, disks, errors):
+    if not files_identical(disks[0], disks[1]):
+        errors.append("legs differ after the full resync")
+    st0 = parse_stats(res.result("leg0_stats", ""))
+    st1 = parse_stats(res.result("leg1_stats", ""))
+    size = 64 * MiB
+    if st1.get("write_bytes") != size:
+        errors.append("leg 1 received %s bytes of writes; a full resync copies each of the %d "
+                      "bytes once" % (st1.get("write_bytes"), size))
+    if st0.get("read_bytes", 0) < size:
+        errors.append("leg 0 was read for %s bytes, less than its size" % st0.get("read_bytes"))
+    if st0.get("write_bytes", 0) != 0:
+        errors.append("the resync source was written: %s" % st0)
+    print("    full resync of 64 MiB (16 regions of 4 MiB): %s cs in the guest"
+          % res.result("resync_cs"))
+
+
+def check_log_ratio(res, disks, errors):
+    data = parse_stats(res.result("stats_0", ""))
+    logs = [parse_stats(res.result("stats_%d" % i, "")) for i in (2, 3)]
+    dw = data.get("writes", 0)
+    lw = max(l.get("writes", 0) for l in logs)
+    if dw == 0:
+        errors.append("no data writes counted")
+        return
+    ratio = lw / dw
+    print("    log writes per data write (3 passes over 48 MiB, 4 MiB regions): %d / %d = %.3f"
+          % (lw, dw, ratio))
+    if ratio >= 0.25:
+        errors.append("log writes are %.2f of data writes" % ratio)
+
+
 ALL = ("x86_64", "s390x")
 # name: (disk sizes in MiB, host check, architectures)
 SCENARIOS = {
@@ -121,33 +215,66 @@ SCENARIOS = {
     "bad_tables": ([64, 64, 16, 8], check_bad_tables, ALL),
     "fault_selftest": ([16, 16], check_fault_selftest, ("x86_64",)),
     "leg_error": ([64, 64], check_leg_error, ("x86_64",)),
+    "log_copy_error": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
+    "full_resync": ([64, 64, 1, 1], check_full_resync, ("x86_64",)),
+    "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).
     "builtin_target": ([64, 64], check_pattern, ()),
 }
 
+# Scenarios of several boots on the same disks: (disk sizes in MiB, guest scripts per boot,
+# host check on the list of results, architectures, host action before each later boot).
+PHASED = {
+    "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL, None),
+    "log_corrupt_copy": ([64, 64, 1, 1], ["powercut_1", "powercut_2"],
+                         lambda r, d, e: check_powercut(r, d, e, corrupted=True),
+                         ("x86_64",), corrupt_log_copy0),
+}
+
+# Host preparation of the disks before the first boot.
+PREPARE = {"full_resync": fill_leg0}
+
+
+def boot(args, disks, work, script, errors, expect_kill=False):
+    g = Guest(args.arch, args.kernel, args.initrd, disks,
+              append="rtm.scenario=%s loglevel=4" % script, timeout_s=args.timeout,
+              workdir=work, name=script, echo=args.verbose)
+    res = g.run()
+    errors += ["guest %s: %s" % (script, f) for f in res.fails]
+    if res.timed_out:
+        errors.append("%s timed out after %ss" % (script, args.timeout))
+    if not res.done and not (expect_kill and res.killed):
+        errors.append("%s did not finish (no @@DONE)" % script)
+    if res.result("exit") not in ("0", None):
+        errors.append("%s exited %s" % (script, res.result("exit")))
+    errors += ["kernel (%s): %s" % (script, l) for l in res.kernel_problems()]
+    return res
+
 
 def run_one(name, args, root):
-    sizes, check, _ = SCENARIOS[name]
+    if name in PHASED:
+        sizes, scripts, check, _, between = PHASED[name]
+    else:
+        sizes, check, _ = SCENARIOS[name]
+        scripts, between = [name], None
     work = os.path.join(root, name)
     os.makedirs(work, exist_ok=True)
     disks = [FaultDisk(work, "d%d" % i, s * MiB) for i, s in enumerate(sizes)]
     errors = []
     try:
-        g = Guest(args.arch, args.kernel, args.initrd, disks,
-                  append="rtm.scenario=%s loglevel=4" % name, timeout_s=args.timeout,
-                  workdir=work, name=name, echo=args.verbose)
-        res = g.run()
-        errors += ["guest: " + f for f in res.fails]
-        if res.timed_out:
-            errors.append("timed out after %ss" % args.timeout)
-        if not res.done:
-            errors.append("guest did not finish (no @@DONE)")
-        if res.result("exit") not in ("0", None):
-            errors.append("scenario script exited %s" % res.result("exit"))
-        errors += ["kernel: " + l for l in res.kernel_problems()]
+        if name in PREPARE:
+            PREPARE[name](disks)
+        results = []
+        for i, script in enumerate(scripts):
+            if i > 0 and between:
+                between(disks)
+            last = i == len(scripts) - 1
+            results.append(boot(args, disks, work, script, errors, expect_kill=not last))
+            if errors:
+                break
         if not errors:
-            check(res, disks, errors)
-        return errors, res
+            check(results if name in PHASED else results[0], disks, errors)
+        return errors, results[-1] if results else None
     finally:
         for d in disks:
             d.stop()
@@ -164,8 +291,9 @@ def main():
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]
+    names += [n for n in PHASED if args.arch in PHASED[n][3]]
     if args.only:
-        names = [n for n in args.only.split(",") if n in SCENARIOS]
+        names = [n for n in args.only.split(",") if n in SCENARIOS or n in PHASED]
     root = tempfile.mkdtemp(prefix="rtmirror-%s-" % args.arch)
     passed = failed = 0
     for name in names:
@@ -180,7 +308,7 @@ def main():
             print("FAIL %s/%s (%.0fs)" % (args.arch, name, dt))
             for e in errors[:20]:
                 print("    " + e)
-            print("    console log: %s" % os.path.join(root, name, name + ".console.log"))
+            print("    console logs: %s" % os.path.join(root, name))
             args.keep = True
         else:
             passed += 1
