@@ -54,6 +54,11 @@ impl RtMirror {
             }
             let mut shared = self.shared.lock();
             let Some(source) = shared.source else { return };
+            // Nothing to copy to (the other legs are absent or out of service): the regions
+            // stay out of sync until a leg comes back.
+            if !self.writable_legs().any(|(i, _)| i != source) {
+                return;
+            }
             let Ok(mut r) = shared.regions() else { return };
             let Some(region) = r.next_out_of_sync(cursor) else {
                 if skipped {

@@ -59,8 +59,8 @@ if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
 	die "kernel build failed; full log in $out/build.log"
 fi
 # Our Rust (abstractions and target) must build without rustc or clippy warnings.
-ours='rust/kernel/(device_mapper|block/bio)\.rs|dm_rtmirror/'
-if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE "$ours"; then
+ours='--> .*(rust/kernel/(device_mapper|random|block/bio)\.rs|dm_rtmirror/)'
+if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE -e "$ours"; then
 	grep -B2 -A12 -E '^warning' "$out/build.log" >&2
 	die "warnings in our Rust code (see above)"
 fi
@@ -73,7 +73,7 @@ if [ "$mode" = module ]; then
 		cat "$out/module.log" >&2
 		die "module build failed"
 	fi
-	if grep -A3 -E '^(warning|error)' "$out/module.log" | grep -qE "$ours"; then
+	if grep -A3 -E '^(warning|error)' "$out/module.log" | grep -qE -e "$ours"; then
 		cat "$out/module.log" >&2
 		die "warnings building the rtmirror module"
 	fi
