@@ -179,15 +179,21 @@ def check_full_resync(res, disks, errors):
     st0 = parse_stats(res.result("leg0_stats", ""))
     st1 = parse_stats(res.result("leg1_stats", ""))
     size = 64 * MiB
-    if st1.get("write_bytes") != size:
-        errors.append("leg 1 received %s bytes of writes; a full resync copies each of the %d "
-                      "bytes once" % (st1.get("write_bytes"), size))
+    # Each region copied once, plus the 2 MiB the application wrote during the resync.
+    if st1.get("write_bytes") != size + 2 * MiB:
+        errors.append("leg 1 received %s bytes of writes; expected %d: every region copied once "
+                      "plus 2 MiB of application writes" % (st1.get("write_bytes"), size + 2 * MiB))
+    want = res.result("during_md5")
+    for d in disks[:2]:
+        if md5_backing(d, 30 * MiB, 2 * MiB) != want:
+            errors.append("%s lacks the data written during the resync" % d.name)
     if st0.get("read_bytes", 0) < size:
         errors.append("leg 0 was read for %s bytes, less than its size" % st0.get("read_bytes"))
-    if st0.get("write_bytes", 0) != 0:
-        errors.append("the resync source was written: %s" % st0)
-    print("    full resync of 64 MiB (16 regions of 4 MiB): %s cs in the guest"
-          % res.result("resync_cs"))
+    if st0.get("write_bytes", 0) != 2 * MiB:
+        errors.append("the resync source received %s bytes of writes, expected only the 2 MiB "
+                      "the application wrote" % st0.get("write_bytes"))
+    print("    full resync of 64 MiB (16 regions of 4 MiB), the rest after lifting the rate "
+          "limit: %s cs in the guest" % res.result("resync_cs"))
 
 
 def check_log_ratio(res, disks, errors):
@@ -220,6 +226,7 @@ SCENARIOS = {
     "log_copy_error": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
     "full_resync": ([64, 64, 1, 1], check_full_resync, ("x86_64",)),
     "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
+    "log_both_fail": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).
     "builtin_target": ([64, 64], check_pattern, ()),
 }
