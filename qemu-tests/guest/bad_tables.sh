@@ -40,7 +40,7 @@ reject "2 - /dev/vdb 0 2 primary 0" "primary leg 0 is absent"
 reject "2 /dev/vda /dev/vdc 0 0" "leg 1 '/dev/vdc' has"
 reject "2 /dev/vda /dev/nonexistent 0 0" "leg 1 '/dev/nonexistent': cannot open"
 reject "2 /dev/vda /dev/vdb 1 /dev/nonexistent 0" "log 0 '/dev/nonexistent': cannot open"
-reject "2 /dev/vda /dev/vdb 1 $(cat /sys/class/block/vda/dev) 0" "is a device already used"
+reject "2 /dev/vda /dev/vdb 1 $(devnum_of vda) 0" "is a device already used"
 result rejected_tables $rejected
 
 # Messages on a good device.

@@ -28,7 +28,11 @@ expect_rejected() { # <description> <text> <command...>
 		fail "$what: kernel log lacks '$text': $(dmesg | tail -n 3 | tr '\n' '|')"; return 1
 	fi
 }
-sectors_of() { cat "/sys/class/block/${1#/dev/}/size"; }
+sectors_of() { blockdev --getsz "/dev/${1#/dev/}"; }
+devnum_of() { # major:minor of a device node, in decimal
+	set -- $(stat -L -c '%t %T' "/dev/${1#/dev/}")
+	echo "$((0x$1)):$((0x$2))"
+}
 dev_of() { echo "/dev/mapper/$1"; }
 # Write <count> MiB of fresh random data at MiB offset <seek> of <dev>; print its md5.
 write_random() { # <dev> <seek MiB> <count MiB>
@@ -59,5 +63,10 @@ kernel_log_clean() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then
 		fail "kernel log has warnings"
 	fi
+}
+# The mirror most log scenarios use: vda+vdb, log copies on vdc and vdd, 512 KiB regions.
+LOGGED_TABLE_ARGS="2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 2 region_size 1024"
+create_logged_m0() {
+	expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror $LOGGED_TABLE_ARGS"
 }
 uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }

@@ -3,8 +3,7 @@
 # without error, the copy is reported failed in the status, and an event is raised.
 . /scenarios/lib.sh
 load_rtmirror
-S=$(sectors_of vda)
-expect "create m0" dmsetup create m0 --table "0 $S rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 2 region_size 1024"
+create_logged_m0
 wait_in_sync m0
 # Let the lazy clean run, so that the regions written next are clean and need a log write.
 sleep 3

@@ -4,8 +4,7 @@
 # (conv=fsync) before it is reported acknowledged.
 . /scenarios/lib.sh
 load_rtmirror
-S=$(sectors_of vda)
-expect "create m0" dmsetup create m0 --table "0 $S rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 2 region_size 1024"
+create_logged_m0
 wait_in_sync m0
 result synced_status "$(status_of m0)"
 writer() {

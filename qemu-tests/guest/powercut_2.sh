@@ -3,8 +3,7 @@
 # the dirty regions in a log copy, resync only those, and end with identical legs.
 . /scenarios/lib.sh
 load_rtmirror
-S=$(sectors_of vda)
-expect "create m0" dmsetup create m0 --table "0 $S rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 2 region_size 1024"
+create_logged_m0
 result activation_status "$(status_of m0)"
 result activation_log "$(dmesg | grep 'activated:' | tail -n 1)"
 dmesg | grep 'log copy' | while read -r l; do note "$l"; done
