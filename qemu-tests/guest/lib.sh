@@ -49,7 +49,7 @@ status_of() { dmsetup status "$1" | cut -d' ' -f4-; }
 wait_in_sync() {
 	local i=0 st
 	while [ $i -lt $((${2:-300} * 10)) ]; do
-		st=$(status_of "$1")
+		st=$(status_of "$1") && [ -n "$st" ] || { fail "$1: no status"; return 1; }
 		case " $st " in *" idle "*)
 			local regions=$(echo "$st" | cut -d' ' -f3)
 			[ "${regions%/*}" = "${regions#*/}" ] && return 0 ;;
