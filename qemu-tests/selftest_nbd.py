@@ -242,15 +242,16 @@ def main():
         d.bandwidth(1 << 20)
         t0 = time.monotonic()
         rc, out = qio(d, "read 0 1048576", "read 1048576 1048576")
-        dt = time.monotonic() - t0
+        limited = time.monotonic() - t0
         check("bandwidth 1MiB/s -> 2 MiB read takes >= 1.5 s",
-              qio_ok(rc, out) and dt >= 1.5, "dt=%.3f" % dt)
+              qio_ok(rc, out) and limited >= 1.5, "dt=%.3f" % limited)
         d.heal()
         t0 = time.monotonic()
         rc, out = qio(d, "read 0 1048576", "read 1048576 1048576")
-        dt = time.monotonic() - t0
-        check("heal removes bandwidth limit", qio_ok(rc, out) and dt < 1.5,
-              "dt=%.3f" % dt)
+        healed = time.monotonic() - t0
+        # Compared with the limited read in the same run, not with a fixed time.
+        check("heal removes bandwidth limit", qio_ok(rc, out) and healed < limited,
+              "limited=%.3f healed=%.3f" % (limited, healed))
 
         # --- request log
         log = d.request_log()
