@@ -196,6 +196,14 @@ def check_full_resync(res, disks, errors):
           "limit: %s cs in the guest" % res.result("resync_cs"))
 
 
+def check_resync_timing(res, disks, errors):
+    if not files_identical(disks[0], disks[1]):
+        errors.append("legs differ after the full resync")
+    print("    full resync of %d MiB with %s-sector regions: %s cs in the guest (%s)"
+          % (disks[0].stats().get("read_bytes", 0) // MiB, res.result("region_sectors"),
+             res.result("resync_cs"), res.result("final_status")))
+
+
 def check_log_ratio(res, disks, errors):
     data = parse_stats(res.result("stats_0", ""))
     logs = [parse_stats(res.result("stats_%d" % i, "")) for i in (2, 3)]
@@ -227,6 +235,8 @@ SCENARIOS = {
     "full_resync": ([64, 64, 1, 1], check_full_resync, ("x86_64",)),
     "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
     "log_both_fail": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
+    # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
+    "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).
     "builtin_target": ([64, 64], check_pattern, ()),
 }
@@ -246,7 +256,8 @@ PREPARE = {"full_resync": fill_leg0}
 
 def boot(args, disks, work, script, errors, expect_kill=False):
     g = Guest(args.arch, args.kernel, args.initrd, disks,
-              append="rtm.scenario=%s loglevel=4" % script, timeout_s=args.timeout,
+              append="rtm.scenario=%s loglevel=4 %s" % (script, args.append),
+              timeout_s=args.timeout,
               workdir=work, name=script, echo=args.verbose)
     res = g.run()
     errors += ["guest %s: %s" % (script, f) for f in res.fails]
@@ -297,6 +308,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]
