@@ -78,7 +78,9 @@ impl fmt::Write for FmtBuf<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
         let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
+        for (d, b) in dst.iter_mut().zip(s.as_bytes()) {
+            *d = *b;
+        }
         self.len = end;
         Ok(())
     }

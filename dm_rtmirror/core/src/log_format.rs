@@ -303,10 +303,18 @@ fn leg_byte(s: LegState) -> u8 {
     u8::try_from(u32::from(s.letter())).unwrap_or(0)
 }
 
+/// Copies `src` into `dst` element by element, up to the shorter length. Unlike
+/// `copy_from_slice` it has no length-mismatch panic path, which the kernel build would keep.
+pub(crate) fn copy_slice<T: Copy>(dst: &mut [T], src: &[T]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
 fn get_bytes<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
     let mut a = [0u8; N];
     if let Some(s) = off.checked_add(N).and_then(|end| buf.get(off..end)) {
-        a.copy_from_slice(s);
+        copy_slice(&mut a, s);
     }
     a
 }
@@ -324,7 +332,7 @@ fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
         .checked_add(bytes.len())
         .and_then(|end| buf.get_mut(off..end))
     {
-        d.copy_from_slice(bytes);
+        copy_slice(d, bytes);
     }
 }
 
@@ -367,13 +375,13 @@ pub fn encode(h: &LogHeader, bitmap: &[u64], out: &mut [u8]) -> Result<usize, Lo
     }
     let last = words.saturating_sub(1);
     let bits = out.get_mut(HEADER_BYTES..).unwrap_or(&mut []);
-    for (i, (chunk, &w)) in bits.chunks_exact_mut(8).zip(bitmap.iter()).enumerate() {
+    for (i, &w) in bitmap.iter().enumerate().take(words) {
         let w = if i == last {
             w & last_word_mask(h.nr_regions)
         } else {
             w
         };
-        chunk.copy_from_slice(&w.to_le_bytes());
+        put(bits, i.saturating_mul(8), &w.to_le_bytes());
     }
     let crc = crc32c(out);
     put(out, OFF_CRC, &crc.to_le_bytes());
@@ -467,8 +475,8 @@ pub fn decode(buf: &[u8], bitmap_out: &mut [u64]) -> Result<LogHeader, LogError>
     if !last_byte_ok || tail.iter().any(|&b| b != 0) {
         return Err(LogError::BadReserved);
     }
-    for (w, chunk) in out.iter_mut().zip(bits.chunks_exact(8)) {
-        *w = u64::from_le_bytes(get_bytes(chunk, 0));
+    for (i, w) in out.iter_mut().enumerate() {
+        *w = u64::from_le_bytes(get_bytes(bits, i.saturating_mul(8)));
     }
     Ok(h)
 }

@@ -29,7 +29,7 @@
 use core::ffi::CStr;
 use core::fmt;
 
-use crate::log_format::{bitmap_words, LogHeader};
+use crate::log_format::{bitmap_words, copy_slice, LogHeader};
 use crate::status::{LegState, LogState};
 use crate::table::{MAX_LEGS, MAX_LOGS};
 
@@ -408,7 +408,7 @@ impl<'a> Regions<'a> {
                 *l &= last_mask;
             }
         }
-        self.resync.copy_from_slice(self.image);
+        copy_slice(self.resync, self.image);
         self.st.out_of_sync = self.image.iter().map(|w| u64::from(w.count_ones())).sum();
         self.st.issued_gen = gen;
         self.st.durable_gen = gen;
@@ -598,7 +598,7 @@ impl<'a> Regions<'a> {
             return None;
         }
         let gen = self.st.issued_gen.checked_add(1)?;
-        self.snapshot.copy_from_slice(self.image);
+        copy_slice(self.snapshot, self.image);
         self.st.snap_legs = self.st.legs;
         self.st.snap_stale = self.st.stale_since;
         self.st.issued_gen = gen;
@@ -652,7 +652,7 @@ impl<'a> Regions<'a> {
             }
         }
         if ok != 0 {
-            self.durable.copy_from_slice(self.snapshot);
+            copy_slice(self.durable, self.snapshot);
             self.st.durable_gen = gen;
             Ok(LogDone::Durable(gen))
         } else {
