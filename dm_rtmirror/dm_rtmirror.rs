@@ -567,9 +567,11 @@ impl Target for RtMirror {
                 let legs = self.leg_states();
                 let legs = legs.get(..self.legs.len()).unwrap_or(&[]);
                 let mut logs = [LogState::Alive; MAX_LOGS];
-                self.log_states(&mut logs);
                 let (in_sync, source) = {
                     let shared = self.shared.lock();
+                    for (o, s) in logs.iter_mut().zip(shared.state.copies()) {
+                        *o = *s;
+                    }
                     (shared.state.in_sync_regions(), shared.source)
                 };
                 let mut health = health_of(legs);

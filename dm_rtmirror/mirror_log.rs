@@ -17,7 +17,7 @@ use kernel::{
 
 use crate::log_format::{self, LogHeader, LogIdentity, ResyncSource};
 use crate::region::{LogDone, RegionError, RegionState, Regions};
-use crate::status::{LegState, LogState};
+use crate::status::LegState;
 use crate::table::MAX_LOGS;
 use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
 
@@ -355,26 +355,17 @@ impl RtMirror {
                 "{}: every log copy failed: the log is lost\n",
                 self.dev_name()
             );
-            let mut tmp = IoList::new();
-            while let Some(io) = acks.pop(&self.io_source) {
-                io.state().fail();
-                tmp.push(io);
-            }
-            acks = tmp;
         }
         if ok != issued {
             self.event.raise();
         }
         self.release_writes(release);
-        // Popping and dropping acknowledges (or fails) the writes.
-        while acks.pop(&self.io_source).is_some() {}
-    }
-
-    /// Log copy states for the status line.
-    pub(crate) fn log_states(&self, out: &mut [LogState; MAX_LOGS]) {
-        let shared = self.shared.lock();
-        for (o, s) in out.iter_mut().zip(shared.state.copies().iter()) {
-            *o = *s;
+        // Dropping each popped write acknowledges it; once the log is lost, a write that
+        // waited to have its missed leg recorded can never be, and fails instead.
+        while let Some(io) = acks.pop(&self.io_source) {
+            if durable.is_none() {
+                io.state().fail();
+            }
         }
     }
 }

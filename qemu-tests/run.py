@@ -77,12 +77,16 @@ def check_identical(res, disks, errors):
         errors.append("legs' backing files differ")
 
 
+def check_only_on_leg1(disks, want, offset, size, errors):
+    """The data with md5 `want` at `offset` is on leg 1's backing file and not on leg 0's."""
+    if md5_backing(disks[1], offset, size) != want:
+        errors.append("leg 1 lacks the data at %d" % offset)
+    if md5_backing(disks[0], offset, size) == want:
+        errors.append("leg 0, which was out of service, got the data at %d" % offset)
+
+
 def check_absent_leg(res, disks, errors):
-    want = res.result("pattern_md5")
-    if md5_backing(disks[1], 1 * MiB, 2 * MiB) != want:
-        errors.append("present leg lacks the pattern")
-    if md5_backing(disks[0], 1 * MiB, 2 * MiB) == want:
-        errors.append("absent leg's disk got the pattern")
+    check_only_on_leg1(disks, res.result("pattern_md5"), 1 * MiB, 2 * MiB, errors)
     if disks[0].stats().get("writes", 0) != 0:
         errors.append("absent leg's disk was written: %s" % disks[0].stats())
 
@@ -103,11 +107,7 @@ def check_fault_selftest(res, disks, errors):
 
 
 def check_leg_error(res, disks, errors):
-    want = res.result("pattern_b_md5")
-    if md5_backing(disks[1], 6 * MiB, 2 * MiB) != want:
-        errors.append("surviving leg lacks the data written after the fault")
-    if md5_backing(disks[0], 6 * MiB, 2 * MiB) == want:
-        errors.append("failing leg's disk has data although it returned EIO")
+    check_only_on_leg1(disks, res.result("pattern_b_md5"), 6 * MiB, 2 * MiB, errors)
     if disks[0].stats().get("errors", 0) < 1:
         errors.append("backend of leg 0 counted no errors")
 
