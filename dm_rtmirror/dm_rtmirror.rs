@@ -12,7 +12,7 @@
 //! leg. The dirty-region log, resync and I/O timeouts come next (see docs/).
 
 use kernel::{
-    block::bio::{BioSet, PageBuf, ReqOp},
+    block::bio::{PageBuf, ReqOp},
     device_mapper::{
         Args, DeviceVisitor, DmDev, IoRefSource, IterateStop, MapBio, Mapped, Registration,
         StatusType, StatusWriter, TableEvent, Target, TargetSetup, TargetWork,
@@ -21,7 +21,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{Acquire, Atomic, Release, Relaxed},
         Mutex, SpinLockIrq,
     },
 };
@@ -39,11 +39,13 @@ pub mod status;
 #[path = "core/src/table.rs"]
 pub mod table;
 
+mod inflight;
 mod io;
 mod mirror_log;
 mod resync;
+mod watchdog;
 
-use io::LegIo;
+use inflight::{Globals, TrackSet, ABANDONED_IOS};
 use message::Message;
 use mirror_log::{LogBuffers, Shared};
 use status::{health_of, Health, LegState, LogState, StatusInfo, SyncAction};
@@ -60,9 +62,6 @@ module! {
 /// Target version reported to user space (`dmsetup targets`).
 const VERSION: [u32; 3] = [0, 2, 0];
 
-/// Bios reserved for forward progress under memory pressure.
-const BIO_POOL_SIZE: u32 = 64;
-
 /// Largest bio the target handles in one piece, in sectors (512 KiB): bounds the bvec table of
 /// a leg bio and, being at most the region size, keeps every bio inside one region.
 const MAX_IO_SECTORS: u64 = 1024;
@@ -71,21 +70,52 @@ const MAX_IO_SECTORS: u64 = 1024;
 const LOG_WORK: u64 = 0;
 const CLEAN_WORK: u64 = 1;
 const RESYNC_WORK: u64 = 2;
+const RETRY_WORK: u64 = 3;
+const WATCHDOG_WORK: u64 = 4;
 
 /// Regions whose writes all completed are cleared in the log this long after, in batches.
 const CLEAN_DELAY_MS: u32 = 1000;
 
-#[pin_data]
+/// The module's [`Globals`], set before the target type is registered.
+static GLOBALS: Atomic<*mut Globals> = Atomic::new(core::ptr::null_mut());
+
+#[pin_data(PinnedDrop)]
 struct RtMirrorModule {
+    // Unregistered before the globals are dropped (fields drop in declaration order).
     #[pin]
     registration: Registration<RtMirror>,
+    #[pin]
+    globals: Globals,
 }
 
 impl kernel::InPlaceModule for RtMirrorModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            registration <- Registration::new(c"rtmirror", VERSION, module),
+        try_pin_init!(&this in Self {
+            globals <- Globals::new(),
+            registration <- {
+                // SAFETY: `globals` is initialised (it comes first) and pinned in the module,
+                // which outlives every table (each holds a module reference).
+                GLOBALS.store(unsafe { &raw mut (*this.as_ptr()).globals }, Release);
+                Registration::new(c"rtmirror", VERSION, module)
+            },
         })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for RtMirrorModule {
+    fn drop(self: Pin<&mut Self>) {
+        // No table exists any more, but bios a table abandoned may still be in flight on a
+        // hung device: they use the global bio set, so wait for them.
+        let mut warned = false;
+        while ABANDONED_IOS.load(Acquire) > 0 {
+            if !warned {
+                pr_warn!("unload waits for abandoned I/O of a hung device to complete\n");
+                warned = true;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(100));
+        }
+        GLOBALS.store(core::ptr::null_mut(), Release);
     }
 }
 
@@ -105,6 +135,8 @@ struct Leg {
     dev: Option<DmDev>,
     /// Copy of the leg's state in the region bookkeeping, readable without the lock.
     state: Atomic<u32>,
+    /// When a Degraded leg is probed next (ms, `ktime_get` clock).
+    next_probe_ms: Atomic<i64>,
 }
 
 impl Leg {
@@ -129,7 +161,14 @@ struct RtMirror {
     #[pin]
     resync_work: TargetWork<RtMirror, RESYNC_WORK>,
     #[pin]
+    retry_work: TargetWork<RtMirror, RETRY_WORK>,
+    #[pin]
+    watchdog_work: TargetWork<RtMirror, WATCHDOG_WORK>,
+    #[pin]
     event: TableEvent,
+    globals: &'static Globals,
+    /// In-flight I/O of each device: legs, then log copies.
+    tracks: TrackSet,
     name: CString,
     /// First sector of the target in the mapped device, and its length in sectors.
     begin: u64,
@@ -159,8 +198,6 @@ struct RtMirror {
     log_bufs: Mutex<LogBuffers>,
     #[pin]
     resync_buf: Mutex<Option<PageBuf>>,
-    #[pin]
-    bios: BioSet<LegIo>,
 }
 
 /// Rejects a table: the short reason goes to device-mapper (which logs it with the device
@@ -201,9 +238,15 @@ impl RtMirror {
             })
     }
 
-    /// The leg reads go to: while regions are out of sync, the resync source (the leg known to
-    /// hold the newest data); else the primary when in sync, else the first in-sync leg.
-    fn read_leg(&self) -> Option<&DmDev> {
+    fn globals(&self) -> &Globals {
+        self.globals
+    }
+
+    /// The leg a read goes to, among those not in `tried` (bit per leg): while regions are out
+    /// of sync, only the resync source (the leg known to hold the newest data); else the
+    /// primary when in sync, else the first in-sync leg.
+    fn read_leg(&self, tried: u32) -> Option<usize> {
+        let untried = |i: usize| tried & (1 << i) == 0;
         let source = {
             let shared = self.shared.lock();
             if shared.state.out_of_sync_regions() > 0 {
@@ -213,22 +256,21 @@ impl RtMirror {
             }
         };
         if let Some(source) = source {
-            return source
-                .and_then(|i| self.legs.get(i))
-                .filter(|l| l.state() == LegState::InSync)
-                .and_then(|l| l.dev.as_ref());
+            return source.filter(|&i| {
+                untried(i)
+                    && self
+                        .legs
+                        .get(i)
+                        .is_some_and(|l| l.dev.is_some() && l.state() == LegState::InSync)
+            });
         }
         let p = self.primary.load(Relaxed) as usize;
-        if let Some(Leg {
-            dev: Some(d),
-            state,
-        }) = self.legs.get(p)
-        {
-            if state_from_u32(state.load(Relaxed)) == LegState::InSync {
-                return Some(d);
+        if let Some(l) = self.legs.get(p) {
+            if untried(p) && l.dev.is_some() && l.state() == LegState::InSync {
+                return Some(p);
             }
         }
-        self.in_sync_legs().next().map(|(_, d)| d)
+        self.in_sync_legs().map(|(i, _)| i).find(|&i| untried(i))
     }
 
     /// Moves leg `leg` to state `to` if it is in one of the states `from`, in the region
@@ -276,7 +318,13 @@ impl RtMirror {
     fn handle_message(&self, msg: Message) -> Result {
         let _guard = self.message_lock.lock();
         match msg {
-            Message::IoTimeoutMs(ms) => self.io_timeout_ms.store(ms, Relaxed),
+            Message::IoTimeoutMs(ms) => {
+                self.io_timeout_ms.store(ms, Relaxed);
+                if ms > 0 {
+                    self.watchdog_work.kick();
+                }
+                pr_info!("{}: io_timeout_ms is now {}\n", self.dev_name(), ms);
+            }
             Message::ResyncKbps(kbps) => self.resync_kbps.store(kbps, Relaxed),
             Message::Primary(i) => {
                 let i = usize::from(i);
@@ -316,15 +364,130 @@ impl RtMirror {
                     i
                 );
             }
-            Message::Split(_) | Message::Rejoin(_) | Message::Resync => {
+            Message::Split(i) => return self.split_leg(usize::from(i)),
+            Message::Rejoin(i) => return self.rejoin_leg(usize::from(i)),
+            Message::Resync => return self.resync_all(),
+        }
+        Ok(())
+    }
+
+    /// `split <i>`: detaches an in-sync leg on purpose; the regions written from now on are
+    /// tracked, so `rejoin <i>` copies only those.
+    fn split_leg(&self, i: usize) -> Result {
+        if self.in_sync_legs().all(|(leg, _)| leg == i) {
+            pr_warn!(
+                "{}: split {}: refused, it would leave no in-sync leg\n",
+                self.dev_name(),
+                i
+            );
+            return Err(EBUSY);
+        }
+        if !self.set_leg_state(i, LegState::Split, &[LegState::InSync]) {
+            pr_warn!("{}: split {}: leg is not in sync\n", self.dev_name(), i);
+            return Err(EINVAL);
+        }
+        pr_info!(
+            "{}: leg {} split off: regions written from now on are tracked for rejoin\n",
+            self.dev_name(),
+            i
+        );
+        Ok(())
+    }
+
+    /// `rejoin <i>`: brings a leg back: a split or Degraded leg resyncs the regions written
+    /// since it left; an Inactive or missing leg (maybe replaced) resyncs everything.
+    fn rejoin_leg(&self, i: usize) -> Result {
+        let Some(leg) = self.legs.get(i) else {
+            return Err(EINVAL);
+        };
+        if leg.dev.is_none() {
+            pr_warn!(
+                "{}: rejoin {}: the leg is absent from the table; load a table that names it\n",
+                self.dev_name(),
+                i
+            );
+            return Err(EINVAL);
+        }
+        let state = leg.state();
+        let full = match state {
+            LegState::Split | LegState::Degraded => false,
+            LegState::Inactive | LegState::Missing => true,
+            LegState::InSync | LegState::Resyncing => {
+                pr_warn!("{}: rejoin {}: leg is already in service\n", self.dev_name(), i);
+                return Err(EINVAL);
+            }
+        };
+        let late = self.tracks.0.get(i).and_then(|t| t.as_ref()).map_or(0, |t| {
+            t.abandoned.load(Relaxed)
+        });
+        if late > 0 {
+            pr_warn!(
+                "{}: rejoin {}: {} timed-out I/Os of the leg are still outstanding; retry once they completed\n",
+                self.dev_name(),
+                i,
+                late
+            );
+            return Err(EBUSY);
+        }
+        let dirty = {
+            let mut shared = self.shared.lock();
+            if shared.source.is_none() {
+                drop(shared);
                 pr_warn!(
-                    "{}: message '{}' is not supported yet\n",
+                    "{}: rejoin {}: no in-sync leg to copy from\n",
                     self.dev_name(),
-                    msg.verb()
+                    i
                 );
-                return Err(EOPNOTSUPP);
+                return Err(EBUSY);
+            }
+            if full {
+                if let Ok(mut r) = shared.regions() {
+                    r.mark_all_out_of_sync();
+                }
+            }
+            shared.state.out_of_sync_regions()
+        };
+        if !self.set_leg_state(i, LegState::Resyncing, &[state]) {
+            return Err(EBUSY);
+        }
+        pr_info!(
+            "{}: leg {} rejoined ({}): {} resync of {} regions\n",
+            self.dev_name(),
+            i,
+            state.letter(),
+            if full { "full" } else { "differential" },
+            dirty
+        );
+        self.resync_work.kick();
+        Ok(())
+    }
+
+    /// `resync`: copies every region from the source leg to every other leg in service.
+    fn resync_all(&self) -> Result {
+        let source = {
+            let mut shared = self.shared.lock();
+            let Some(source) = shared.source else {
+                drop(shared);
+                pr_warn!("{}: resync: no in-sync leg to copy from\n", self.dev_name());
+                return Err(EBUSY);
+            };
+            if let Ok(mut r) = shared.regions() {
+                r.mark_all_out_of_sync();
+            }
+            source
+        };
+        for (i, leg) in self.legs.iter().enumerate() {
+            if i != source && leg.dev.is_some() {
+                self.set_leg_state(i, LegState::Resyncing, &[LegState::InSync]);
             }
         }
+        pr_info!(
+            "{}: full resync from leg {} requested\n",
+            self.dev_name(),
+            source
+        );
+        self.log_work.kick();
+        self.resync_work.kick();
         Ok(())
     }
 }
@@ -399,6 +562,7 @@ impl Target for RtMirror {
                 Leg {
                     dev,
                     state: Atomic::new(state_to_u32(state)),
+                    next_probe_ms: Atomic::new(0),
                 },
                 GFP_KERNEL,
             )?;
@@ -480,6 +644,21 @@ impl Target for RtMirror {
             cfg.region_size,
             nr_regions
         );
+        let globals = GLOBALS.load(Acquire);
+        if globals.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: Set at module init to the module's pinned globals, which outlive every table
+        // (a table holds a reference on the module).
+        let globals: &'static Globals = unsafe { &*globals };
+        let mut tracks = TrackSet(KVec::with_capacity(legs.len() + logs.len(), GFP_KERNEL)?);
+        for dev in Iterator::chain(legs.iter().map(|l| l.dev.as_ref()), logs.iter().map(Some)) {
+            let t = match dev {
+                Some(d) => Some(globals.track_for(d.devt())?),
+                None => None,
+            };
+            tracks.0.push(t, GFP_KERNEL)?;
+        }
         let io_source = setup.io_ref_source();
         let begin = setup.begin();
         let event = setup.event_source();
@@ -491,7 +670,13 @@ impl Target for RtMirror {
             clean_work <- unsafe { TargetWork::new(this.as_ptr()) },
             // SAFETY: As above.
             resync_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            // SAFETY: As above.
+            retry_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            // SAFETY: As above.
+            watchdog_work <- unsafe { TargetWork::new(this.as_ptr()) },
             event <- event,
+            globals,
+            tracks,
             name,
             begin,
             len,
@@ -513,7 +698,6 @@ impl Target for RtMirror {
             shared <- new_spinlock_irq!(shared),
             log_bufs <- new_mutex!(log_bufs),
             resync_buf <- new_mutex!(None),
-            bios <- BioSet::new(BIO_POOL_SIZE),
         }))
     }
 
@@ -529,6 +713,7 @@ impl Target for RtMirror {
         self.suspended.store(false, Relaxed);
         self.log_work.kick();
         self.resync_work.kick();
+        self.watchdog_work.kick();
     }
 
     fn postsuspend(&self) {
@@ -546,13 +731,7 @@ impl Target for RtMirror {
 
     fn map(&self, bio: MapBio<'_, Self>) -> Mapped {
         match bio.bio().op() {
-            ReqOp::Read => match self.read_leg() {
-                Some(dev) => {
-                    let sector = bio.target_sector();
-                    bio.remap(dev, sector)
-                }
-                None => bio.kill(),
-            },
+            ReqOp::Read => self.map_read(bio),
             ReqOp::Write | ReqOp::Flush | ReqOp::Discard | ReqOp::WriteZeroes => {
                 self.map_write(bio)
             }

@@ -9,15 +9,20 @@
 //! records that leg as out of sync (design rule 1).
 
 use kernel::{
-    block::bio::{Bio, BioCompletion, ReqOp, BIO_MAX_VECS},
-    device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped},
+    alloc::flags::{GFP_NOIO, __GFP_NOWARN},
+    block::bio::{Bio, PageBuf, ReqOp, BIO_MAX_VECS},
+    device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped, TargetWorkFn},
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
+use crate::inflight::{LegIo, LegResult, Owner};
 use crate::region::{WriteDone, WriteStart};
 use crate::status::LegState;
-use crate::RtMirror;
+use crate::{RtMirror, RETRY_WORK};
 
 /// No region: the bio (an empty flush) is not tracked.
 pub(crate) const NO_REGION: u64 = u64::MAX;
@@ -36,6 +41,8 @@ pub(crate) struct MirrorIo {
     first_error: Atomic<i32>,
     /// The write must fail: it missed a leg and that cannot be recorded (log lost).
     must_fail: Atomic<bool>,
+    /// Reads: legs tried so far (bit per leg).
+    pub(crate) tried: Atomic<u32>,
 }
 
 impl MirrorIo {
@@ -48,6 +55,7 @@ impl MirrorIo {
             legs_failed: Atomic::new(0),
             first_error: Atomic::new(0),
             must_fail: Atomic::new(false),
+            tried: Atomic::new(0),
         }
     }
 
@@ -73,41 +81,123 @@ impl IoResult for MirrorIo {
     }
 }
 
-/// Attached to each leg bio, handed back on its completion.
-pub(crate) struct LegIo {
-    io: IoRef<RtMirror>,
-    leg: usize,
-}
+impl RtMirror {
+    /// Flags for allocations on the I/O path that may fail (the caller has a fallback).
+    fn io_gfp() -> kernel::alloc::Flags {
+        GFP_NOIO | __GFP_NOWARN
+    }
 
-impl BioCompletion for LegIo {
-    fn complete(self, status: Result) {
-        let st = self.io.state();
-        match status {
-            Ok(()) => {
-                st.legs_ok.fetch_add(1, Relaxed);
-            }
-            Err(e) => {
-                let _ = st.first_error.cmpxchg(0, e.to_errno(), Relaxed);
-                // A leg that cannot discard or write zeroes (any more) fails that request, not
-                // the leg: its data is intact.
-                let unsupported = e == EOPNOTSUPP || e == EREMOTEIO;
-                let op = self.io.bio().op();
-                if !(unsupported && matches!(op, ReqOp::Discard | ReqOp::WriteZeroes)) {
-                    st.legs_failed.fetch_add(1, Relaxed);
-                    self.io.target().leg_failed(self.leg, e);
+    /// Maps a read: it goes to one leg through the target's own bio, so that it can be retried
+    /// on another leg after an error or a timeout.
+    pub(crate) fn map_read(&self, mut bio: MapBio<'_, Self>) -> Mapped {
+        if bio.bio().size() > 0 {
+            let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
+            if bytes < bio.bio().size() {
+                let bytes = bytes - bytes % self.logical_block_size.max(512);
+                let sectors = bytes >> kernel::block::SECTOR_SHIFT;
+                if sectors == 0 {
+                    return bio.kill();
                 }
+                bio.accept_partial(sectors);
             }
         }
-        if st.remaining.fetch_sub(1, Relaxed) == 1 {
-            // SAFETY: `legs_done` stops using the target once it dropped or queued `io`
-            // (queueing happens under the lock the queue's consumers take).
-            let target = unsafe { self.io.target_unbound() };
-            target.legs_done(self.io);
+        let region = bio
+            .target_sector()
+            .checked_div(self.region_size)
+            .unwrap_or(0);
+        let (io, mapped) = bio.start(MirrorIo::new(region));
+        self.submit_read(io);
+        mapped
+    }
+
+    /// Sends a read to the best leg not tried yet; fails it if there is none.
+    pub(crate) fn submit_read(&self, io: IoRef<Self>) {
+        loop {
+            let tried = io.state().tried.load(Relaxed);
+            let Some(leg) = self.read_leg(tried) else {
+                pr_err!(
+                    "{}: read at sector {}: no in-sync leg left to read from\n",
+                    self.dev_name(),
+                    io.bio().sector()
+                );
+                io.state().fail();
+                return;
+            };
+            io.state().tried.store(tried | (1 << leg), Relaxed);
+            let Some(bdev) = self.dev_bdev(leg) else {
+                continue;
+            };
+            let src = io.bio();
+            let size = src.size() as usize;
+            let sector = src.sector().saturating_sub(self.begin);
+            let opf = src.opf();
+            // With a timeout the read lands in pages of its own: a leg that answers after the
+            // read was served elsewhere must not write into the caller's pages (rule 4).
+            let bounce = if self.io_timeout_ms.load(Relaxed) > 0 && size > 0 {
+                PageBuf::new_with(size, Self::io_gfp())
+                    .ok()
+                    .and_then(|b| Arc::new(b, Self::io_gfp()).ok())
+            } else {
+                None
+            };
+            let leg_bio = match &bounce {
+                // SAFETY: The leg is open for the table's lifetime, the global bio set
+                // outlives every bio, and the payload owns the pages.
+                Some(b) => unsafe {
+                    self.leg_bios()
+                        .alloc_with_buf(bdev, opf, sector, b, size)
+                },
+                // SAFETY: As above; the read carries the caller's pages, and the caller's bio
+                // completes only after this bio (it holds an `IoRef`).
+                None => unsafe {
+                    let nr_vecs = src.fit_in_segments(BIO_MAX_VECS).1;
+                    self.leg_bios()
+                        .alloc_with_data_of(bdev, opf, sector, src, size as u32, nr_vecs)
+                },
+            };
+            match leg_bio {
+                Ok(b) => {
+                    let payload = LegIo::new(leg, Owner::Read(io), bounce, size);
+                    self.submit_tracked(b, payload);
+                    return;
+                }
+                Err(_) => continue,
+            }
         }
     }
-}
 
-impl RtMirror {
+    /// A leg read ended (in completion context).
+    pub(crate) fn read_done(
+        &self,
+        io: IoRef<Self>,
+        leg: usize,
+        status: Result,
+        bounce: Option<&PageBuf>,
+        bytes: usize,
+    ) {
+        let status = match (status, bounce) {
+            (Ok(()), Some(b)) => b.copy_to_bio(io.bio(), bytes),
+            (s, _) => s,
+        };
+        match status {
+            Ok(()) => {
+                io.state().legs_ok.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                self.leg_failed(leg, e);
+                self.read_retry(io);
+            }
+        }
+    }
+
+    /// Queues a read for another leg (from the retry work: submission may sleep).
+    pub(crate) fn read_retry(&self, io: IoRef<Self>) {
+        let mut shared = self.shared.lock();
+        shared.read_retry.push(io);
+        // Kicked under the lock, see `start_write`.
+        self.retry_work.kick();
+    }
+
     /// Maps a write, flush, discard or write-zeroes.
     pub(crate) fn map_write(&self, mut bio: MapBio<'_, Self>) -> Mapped {
         let has_data = matches!(bio.bio().op(), ReqOp::Write) && bio.bio().size() > 0;
@@ -192,26 +282,74 @@ impl RtMirror {
         } else {
             src.sector().saturating_sub(self.begin)
         };
+        // With a timeout the legs write a copy of the data that they own: the write may be
+        // acknowledged while a hung leg still holds its bio (rule 4), as md's write-behind does.
+        // Without memory for it the write carries the caller's pages and waits for every leg.
+        let bounce = if has_data && self.io_timeout_ms.load(Relaxed) > 0 {
+            PageBuf::new_with(size as usize, Self::io_gfp())
+                .ok()
+                .and_then(|mut b| b.copy_from_bio(src, size as usize).ok().map(|()| b))
+                .and_then(|b| Arc::new(b, Self::io_gfp()).ok())
+        } else {
+            None
+        };
         for (leg, dev) in self.writable_legs() {
-            // SAFETY: `dev` stays open as long as the target, which outlives its bios, and the
-            // leg bio carries the data of `src`, which completes only after every leg bio.
+            // SAFETY: `dev` stays open as long as the target; an abandoned bio keeps nothing of
+            // the target; the global bio set outlives every bio; the leg bio carries either
+            // pages its payload owns or the data of `src`, which completes only after every
+            // leg bio that is not abandonable.
             let leg_bio = unsafe {
-                if has_data {
-                    self.bios
-                        .alloc_with_data_of(dev.bdev(), opf, sector, src, size, nr_vecs)
-                } else {
-                    self.bios.alloc_dataless(dev.bdev(), opf, sector, size)
+                match &bounce {
+                    Some(b) => self.leg_bios().alloc_with_buf(
+                        dev.bdev(),
+                        opf,
+                        sector,
+                        b,
+                        size as usize,
+                    ),
+                    None if has_data => self
+                        .leg_bios()
+                        .alloc_with_data_of(dev.bdev(), opf, sector, src, size, nr_vecs),
+                    None => self.leg_bios().alloc_dataless(dev.bdev(), opf, sector, size),
                 }
             };
             match leg_bio {
                 Ok(b) => {
                     st.remaining.fetch_add(1, Relaxed);
-                    b.submit(LegIo {
-                        io: io.clone(),
-                        leg,
-                    });
+                    let mut payload =
+                        LegIo::new(leg, Owner::Write(io.clone()), bounce.clone(), size as usize);
+                    // A bio without data holds nothing of the caller's but the write itself.
+                    payload.abandonable = bounce.is_some() || !has_data;
+                    self.submit_tracked(b, payload);
                 }
                 Err(e) => {
+                    st.legs_failed.fetch_add(1, Relaxed);
+                    self.leg_failed(leg, e);
+                }
+            }
+        }
+        if st.remaining.fetch_sub(1, Relaxed) == 1 {
+            self.legs_done(io);
+        }
+    }
+
+    /// One leg's part of a write ended: completed, failed, or abandoned by the watchdog.
+    pub(crate) fn leg_write_done(&self, io: IoRef<Self>, leg: usize, result: LegResult) {
+        let st = io.state();
+        match result {
+            LegResult::Ok => {
+                st.legs_ok.fetch_add(1, Relaxed);
+            }
+            LegResult::TimedOut => {
+                st.legs_failed.fetch_add(1, Relaxed);
+            }
+            LegResult::Failed(e) => {
+                let _ = st.first_error.cmpxchg(0, e.to_errno(), Relaxed);
+                // A leg that cannot discard or write zeroes (any more) fails that request, not
+                // the leg: its data is intact.
+                let unsupported = e == EOPNOTSUPP || e == EREMOTEIO;
+                let op = io.bio().op();
+                if !(unsupported && matches!(op, ReqOp::Discard | ReqOp::WriteZeroes)) {
                     st.legs_failed.fetch_add(1, Relaxed);
                     self.leg_failed(leg, e);
                 }
@@ -273,6 +411,16 @@ impl RtMirror {
                 continue;
             }
             self.submit_legs(io);
+        }
+    }
+}
+
+impl TargetWorkFn<RETRY_WORK> for RtMirror {
+    fn run(&self) {
+        let mut list = IoList::new();
+        list.append(&mut self.shared.lock().read_retry);
+        while let Some(io) = list.pop(&self.io_source) {
+            self.submit_read(io);
         }
     }
 }

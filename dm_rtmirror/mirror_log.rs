@@ -8,7 +8,9 @@
 //! the log lives in memory only: its writes complete at once and every activation resyncs
 //! everything (like dm-mirror's core log).
 
+use crate::inflight::SyncReq;
 use kernel::{
+    alloc::flags::GFP_NOIO,
     block::bio::{sync_io, PageBuf, SyncIo},
     device_mapper::{IoList, TargetWorkFn},
     prelude::*,
@@ -34,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) waiting_ack: IoList<RtMirror>,
     /// Writes to a region that a resync is copying.
     pub(crate) delayed: IoList<RtMirror>,
+    /// Reads to retry on another leg.
+    pub(crate) read_retry: IoList<RtMirror>,
     /// Leg that reads (and the resync) use while regions are out of sync; `None`: no leg is
     /// known to hold the newest data.
     pub(crate) source: Option<usize>,
@@ -51,6 +55,7 @@ impl Shared {
             waiting_log: IoList::new(),
             waiting_ack: IoList::new(),
             delayed: IoList::new(),
+            read_retry: IoList::new(),
             source: None,
         })
     }
@@ -82,15 +87,16 @@ impl Shared {
 pub(crate) struct LogBuffers {
     /// One encoded log copy.
     encoded: KVVec<u8>,
-    /// The same bytes in pages, for the bios.
-    pages: PageBuf,
+    /// The same bytes in pages, for the bios; `None` after a log write was abandoned on a
+    /// hung copy (its bio keeps the pages) until new ones are allocated.
+    pages: Option<PageBuf>,
 }
 
 impl LogBuffers {
     pub(crate) fn new(log_bytes: usize) -> Result<Self> {
         Ok(Self {
             encoded: KVVec::from_elem(0u8, log_bytes, GFP_KERNEL)?,
-            pages: PageBuf::new(log_bytes)?,
+            pages: Some(PageBuf::new(log_bytes)?),
         })
     }
 }
@@ -117,8 +123,9 @@ impl RtMirror {
             bytes: self.log_bytes(),
         };
         let mut res = [Ok(())];
+        let pages = bufs.pages.as_mut().ok_or(ENOMEM)?;
         // SAFETY: The log device is open for the target's lifetime.
-        let r = unsafe { sync_io(&mut bufs.pages, &[req], &mut res) };
+        let r = unsafe { sync_io(pages, &[req], &mut res) };
         if let Err(e) = r.and(res[0]) {
             pr_err!(
                 "{}: log copy {}: read failed (error {}): marked failed\n",
@@ -128,7 +135,7 @@ impl RtMirror {
             );
             return Err(e);
         }
-        bufs.pages.copy_to(0, &mut bufs.encoded)?;
+        pages.copy_to(0, &mut bufs.encoded)?;
         match log_format::decode(&bufs.encoded, bitmap) {
             Ok(h) => Ok(Some(h)),
             Err(e) => {
@@ -282,41 +289,50 @@ impl RtMirror {
                 ok_mask = w.copies;
             } else if encoded.is_ok() {
                 let LogBuffers { encoded, pages } = &mut *bufs;
-                if pages.copy_from(0, encoded).is_ok() {
-                    ok_mask = self.write_copies(pages, w.copies);
+                let buf = match pages.take() {
+                    Some(b) => Ok(b),
+                    None => PageBuf::new_with(encoded.len(), GFP_NOIO),
+                };
+                if let Ok(mut buf) = buf {
+                    if buf.copy_from(0, encoded).is_ok() {
+                        let (mask, back) = self.write_copies(buf, w.copies);
+                        ok_mask = mask;
+                        *pages = back;
+                    }
                 }
             }
             self.log_written(w.generation, ok_mask, w.copies);
         }
     }
 
-    /// Writes the encoded log to the copies in `mask`; returns the mask of those written.
-    fn write_copies(&self, pages: &mut PageBuf, mask: u8) -> u8 {
+    /// Writes the encoded log in `pages` to the copies in `mask`; returns the mask of those
+    /// written, and the pages unless a hung copy's bio still holds them.
+    fn write_copies(&self, pages: PageBuf, mask: u8) -> (u8, Option<PageBuf>) {
         let opf = kernel::bindings::req_op_REQ_OP_WRITE
             | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
             | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA)
             | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
-        let mut reqs = [SyncIo {
-            bdev: core::ptr::null_mut(),
+        let mut reqs = [SyncReq {
+            dev: 0,
             opf,
             sector: 0,
             bytes: self.log_bytes(),
         }; MAX_LOGS];
         let mut which = [0usize; MAX_LOGS];
         let mut n = 0;
-        for (i, dev) in self.logs.iter().enumerate() {
+        for i in 0..self.logs.len() {
             if mask & (1 << i) == 0 || n >= MAX_LOGS {
                 continue;
             }
-            reqs[n].bdev = dev.bdev();
+            reqs[n].dev = self.legs.len() + i;
             which[n] = i;
             n += 1;
         }
         let mut res = [Ok(()), Ok(())];
-        // SAFETY: The log devices are open for the target's lifetime.
-        if unsafe { sync_io(pages, &reqs[..n], &mut res) }.is_err() {
-            return 0;
-        }
+        let back = match self.tracked_sync_io(pages, &reqs[..n], &mut res) {
+            Ok(b) => b,
+            Err(_) => return (0, None),
+        };
         let mut ok = 0u8;
         for (k, r) in res.iter().enumerate().take(n) {
             match r {
@@ -329,7 +345,7 @@ impl RtMirror {
                 ),
             }
         }
-        ok
+        (ok, back)
     }
 
     /// Records a finished log write and releases what waited for it.

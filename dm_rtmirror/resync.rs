@@ -5,8 +5,10 @@
 //! throttled by `resync_kbps`. A region being copied is claimed in the region bookkeeping, so a
 //! write to it waits until the copy ends (no lost update between the copy and the write).
 
+use crate::inflight::SyncReq;
 use kernel::{
-    block::bio::{sync_io, PageBuf, SyncIo},
+    alloc::flags::GFP_NOIO,
+    block::bio::PageBuf,
     device_mapper::{IoList, TargetWorkFn},
     prelude::*,
     sync::atomic::Relaxed,
@@ -42,9 +44,7 @@ impl RtMirror {
                 }
             }
         }
-        let Some(buf) = Option::as_mut(&mut *buf) else {
-            return;
-        };
+
         let mut cursor = 0u64;
         let mut skipped = false;
         let mut copied = 0u64;
@@ -83,7 +83,7 @@ impl RtMirror {
                 Err(_) => return,
             }
             drop(shared);
-            let ok = self.copy_region(buf, source, region);
+            let ok = self.copy_region(&mut buf, source, region);
             let mut delayed = IoList::new();
             let mut shared = self.shared.lock();
             let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
@@ -102,13 +102,40 @@ impl RtMirror {
         }
     }
 
-    /// Copies one region from leg `source` to every other leg that receives writes.
-    fn copy_region(&self, buf: &mut PageBuf, source: usize, region: u64) -> bool {
-        let Some(src) = self.legs.get(source).and_then(|l| l.dev.as_ref()) else {
-            return false;
+    /// Runs `reqs` on the resync buffer in `slot`; the buffer is lost to a hung leg's bio if
+    /// one was abandoned. Returns `false` if there was no buffer.
+    fn resync_io(&self, slot: &mut Option<PageBuf>, reqs: &[SyncReq], out: &mut [Result]) -> bool {
+        let buf = match slot.take() {
+            Some(b) => b,
+            None => match PageBuf::new_with(RESYNC_CHUNK, GFP_NOIO) {
+                Ok(b) => b,
+                Err(_) => return false,
+            },
         };
-        let mut targets = [SyncIo {
-            bdev: core::ptr::null_mut(),
+        match self.tracked_sync_io(buf, reqs, out) {
+            Ok(back) => {
+                *slot = back;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A resync I/O on `leg` failed: an error detaches the leg; a timeout already made the
+    /// watchdog move it to Degraded.
+    fn resync_leg_failed(&self, leg: usize, e: Error) {
+        if e != ETIMEDOUT {
+            self.leg_failed(leg, e);
+        }
+    }
+
+    /// Copies one region from leg `source` to every other leg that receives writes.
+    fn copy_region(&self, buf: &mut Option<PageBuf>, source: usize, region: u64) -> bool {
+        if self.legs.get(source).and_then(|l| l.dev.as_ref()).is_none() {
+            return false;
+        }
+        let mut targets = [SyncReq {
+            dev: 0,
             opf: kernel::bindings::req_op_REQ_OP_WRITE
                 | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA),
             sector: 0,
@@ -116,9 +143,9 @@ impl RtMirror {
         }; MAX_LEGS];
         let mut target_legs = [0usize; MAX_LEGS];
         let mut n = 0;
-        for (i, dev) in self.writable_legs() {
+        for (i, _) in self.writable_legs() {
             if i != source && n < MAX_LEGS {
-                targets[n].bdev = dev.bdev();
+                targets[n].dev = i;
                 target_legs[n] = i;
                 n += 1;
             }
@@ -132,17 +159,18 @@ impl RtMirror {
         while sector < end {
             let sectors = ((end - sector) as usize).min(RESYNC_CHUNK >> 9);
             let bytes = sectors << 9;
-            let read = SyncIo {
-                bdev: src.bdev(),
+            let read = SyncReq {
+                dev: source,
                 opf: kernel::bindings::req_op_REQ_OP_READ,
                 sector,
                 bytes,
             };
             let mut res = [Ok(())];
-            // SAFETY: Leg devices are open for the target's lifetime.
-            let r = unsafe { sync_io(buf, &[read], &mut res) };
-            if let Err(e) = r.and(res[0]) {
-                self.leg_failed(source, e);
+            if !self.resync_io(buf, &[read], &mut res) {
+                return false;
+            }
+            if let Err(e) = res[0] {
+                self.resync_leg_failed(source, e);
                 return false;
             }
             for t in targets.iter_mut().take(n) {
@@ -150,14 +178,13 @@ impl RtMirror {
                 t.bytes = bytes;
             }
             let mut res = [Ok(()), Ok(()), Ok(()), Ok(())];
-            // SAFETY: As above.
-            if unsafe { sync_io(buf, &targets[..n], &mut res) }.is_err() {
+            if !self.resync_io(buf, &targets[..n], &mut res) {
                 return false;
             }
             let mut all_ok = true;
             for (k, r) in res.iter().enumerate().take(n) {
                 if let Err(e) = r {
-                    self.leg_failed(target_legs[k], *e);
+                    self.resync_leg_failed(target_legs[k], *e);
                     all_ok = false;
                 }
             }

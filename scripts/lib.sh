@@ -51,7 +51,10 @@ apply_rust_abstractions() {
 	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/bio.h>' '^#include <linux/device-mapper.h>$'
 	add_line_once "$tree/rust/bindings/bindings_helper.h" 'const gfp_t RUST_CONST_HELPER_GFP_NOIO = GFP_NOIO;' '^const gfp_t RUST_CONST_HELPER_GFP_KERNEL_ACCOUNT'
 	add_line_once "$tree/rust/helpers/helpers.c" '#include "bio.c"' '^#include "blk.c"$'
+	add_line_once "$tree/rust/helpers/helpers.c" '#include "list_del.c"' '^#include "list.c"$'
 	add_line_once "$tree/rust/kernel/block.rs" 'pub mod bio;' '^pub mod mq;$'
+	add_line_once "$tree/rust/kernel/alloc.rs" '    pub const GFP_NOIO: Flags = Flags(bindings::GFP_NOIO);' '^    pub const GFP_NOWAIT: Flags'
+	add_line_once "$tree/rust/kernel/alloc.rs" '    /// Like [`GFP_KERNEL`], but reclaim does not start I/O (for the block I/O path).' '^    pub const GFP_NOWAIT: Flags'
 	add_line_once "$tree/rust/kernel/lib.rs" 'pub mod random;' '^pub mod pwm;$'
 	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/random.h>' '^#include <linux/bio.h>$'
 	# In-tree build of the target (CONFIG_DM_RTMIRROR), for root-on-rtmirror kernels.

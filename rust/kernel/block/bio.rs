@@ -13,7 +13,7 @@
 //! counted).
 
 use crate::{
-    alloc::flags::__GFP_ZERO,
+    alloc::{flags::__GFP_ZERO, Flags},
     bindings,
     error::{to_result, Error},
     page::Page,
@@ -24,7 +24,7 @@ use crate::{
     },
     types::Opaque,
 };
-use core::{marker::PhantomData, mem, ptr};
+use core::{marker::PhantomData, mem, pin::Pin, ptr};
 
 /// Page size in bytes, as `u32` for bvec arithmetic.
 const PAGE_SIZE: u32 = bindings::PAGE_SIZE as u32;
@@ -199,6 +199,11 @@ impl Bio {
 /// The payload must keep the bio's data source alive (for example by holding a reference to
 /// the bio whose data it carries).
 pub trait BioCompletion: Sized + Send {
+    /// Runs first on completion, on the payload still in place (where
+    /// [`OwnedBio::submit_with`] saw it pinned), e.g. to unlink it from a list; possibly in
+    /// interrupt context. The bio is still allocated.
+    fn detach(self: Pin<&mut Self>) {}
+
     /// Runs in the bio's completion context (possibly interrupt context): must not sleep.
     ///
     /// The bio itself is already freed.
@@ -341,6 +346,42 @@ impl<P: BioCompletion> BioSet<P> {
     }
 }
 
+impl<P: BioCompletion> BioSet<P> {
+    /// Allocates a bio for `bdev` at `sector` with operation and flags `opf` that carries the
+    /// first `bytes` bytes of `buf`.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` must be an open block device that stays open until the bio completes, this set
+    /// must outlive the bio, and `buf` must stay allocated, its bytes not accessed by the CPU,
+    /// until the bio completes (e.g. the bio's payload owns it).
+    pub unsafe fn alloc_with_buf(
+        &self,
+        bdev: *mut bindings::block_device,
+        opf: u32,
+        sector: u64,
+        buf: &PageBuf,
+        bytes: usize,
+    ) -> Result<OwnedBio<P>> {
+        let nr = bytes.div_ceil(PAGE_SIZE as usize);
+        if bytes == 0 || bytes > buf.len() {
+            return Err(EINVAL);
+        }
+        let bio = self.alloc(bdev, nr as u32, opf)?;
+        // SAFETY: The bio was just allocated and is exclusively ours.
+        unsafe { (*bio.ptr).bi_iter.bi_sector = sector };
+        let mut left = bytes;
+        for page in buf.pages.iter().take(nr) {
+            let n = left.min(PAGE_SIZE as usize);
+            // SAFETY: The bio has room for `nr` bvecs (at most `BIO_MAX_VECS`, a `PageBuf`
+            // limit); the caller keeps the page allocated until the bio completes.
+            unsafe { bindings::__bio_add_page(bio.ptr, page.as_ptr(), n as u32, 0) };
+            left -= n;
+        }
+        Ok(bio)
+    }
+}
+
 #[pinned_drop]
 impl<P: BioCompletion> PinnedDrop for BioSet<P> {
     fn drop(self: Pin<&mut Self>) {
@@ -367,11 +408,20 @@ unsafe impl<P: BioCompletion> Send for OwnedBio<P> {}
 impl<P: BioCompletion> OwnedBio<P> {
     /// Submits the bio; `payload.complete(status)` runs once it completed and was released.
     pub fn submit(self, payload: P) {
+        self.submit_with(payload, |_| {});
+    }
+
+    /// Like [`OwnedBio::submit`], but first runs `before` on the payload in place: it stays at
+    /// that address until [`BioCompletion::detach`] runs, so it may be linked into a list.
+    pub fn submit_with(self, payload: P, before: impl FnOnce(Pin<&mut P>)) {
         let bio = self.ptr;
         mem::forget(self);
         // SAFETY: The front pad of a bio from `BioSet<P>` is `FRONT_PAD >= size_of::<P>()`
         // bytes, aligned for `P` (checked in `BioSet::new`), and unused until now.
         unsafe { front_pad::<P>(bio).write(payload) };
+        // SAFETY: The payload was just written there and is not moved until `end_io` calls
+        // `detach` on it in place.
+        before(unsafe { Pin::new_unchecked(&mut *front_pad::<P>(bio)) });
         // SAFETY: We own the bio; `end_io::<P>` matches the payload just stored.
         unsafe {
             (*bio).bi_end_io = Some(end_io::<P>);
@@ -406,6 +456,8 @@ unsafe fn front_pad<P: BioCompletion>(bio: *mut bindings::bio) -> *mut P {
 unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
     // SAFETY: The bio is valid during its completion.
     let status = unsafe { (*bio).bi_status };
+    // SAFETY: `submit_with` stored a `P` in the front pad, pinned there until now.
+    P::detach(unsafe { Pin::new_unchecked(&mut *front_pad::<P>(bio)) });
     // SAFETY: `submit` stored a `P` in the front pad; it is read exactly once, here.
     let payload = unsafe { front_pad::<P>(bio).read() };
     // SAFETY: The bio completed; nobody else references it.
@@ -423,15 +475,81 @@ impl PageBuf {
     /// Allocates a zeroed buffer of at least `len` bytes (whole pages, at most
     /// [`BIO_MAX_VECS`] of them).
     pub fn new(len: usize) -> Result<Self> {
+        Self::new_with(len, GFP_KERNEL | __GFP_ZERO)
+    }
+
+    /// Allocates a buffer of at least `len` bytes with allocation flags `flags` (the pages are
+    /// zeroed only if `flags` says so), e.g. `GFP_NOIO` on the I/O path.
+    pub fn new_with(len: usize, flags: Flags) -> Result<Self> {
         let n = len.div_ceil(PAGE_SIZE as usize);
         if n > BIO_MAX_VECS as usize {
             return Err(EINVAL);
         }
-        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut pages = KVec::with_capacity(n, flags)?;
         for _ in 0..n {
-            pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+            pages.push(Page::alloc_page(flags)?, flags)?;
         }
         Ok(Self { pages })
+    }
+
+    /// Copies the first `bytes` bytes of the remaining data of `bio` into the buffer (a
+    /// bounce buffer for a write).
+    pub fn copy_from_bio(&mut self, bio: &Bio, bytes: usize) -> Result {
+        self.copy_with_bio(bio, bytes, true)
+    }
+
+    /// Copies the buffer's first `bytes` bytes into the remaining data pages of `bio` (a
+    /// bounce buffer for a read). The caller must own `bio`'s data (e.g. it completes `bio`).
+    pub fn copy_to_bio(&self, bio: &Bio, bytes: usize) -> Result {
+        self.copy_with_bio(bio, bytes, false)
+    }
+
+    fn copy_with_bio(&self, bio: &Bio, bytes: usize, into_buf: bool) -> Result {
+        if bytes > self.len() || bytes > bio.size() as usize {
+            return Err(EINVAL);
+        }
+        let mut done = 0usize;
+        let mut res = Ok(());
+        bio.for_each_page_segment(|page, len, off| {
+            let len = (len as usize).min(bytes - done);
+            if len == 0 {
+                return false;
+            }
+            // SAFETY: `page` is a data page of `bio`, mapped for the duration of the copy.
+            let vaddr = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+            let chunks = match self.chunks(done, len) {
+                Ok(c) => c,
+                Err(e) => {
+                    res = Err(e);
+                    // SAFETY: Mapped above.
+                    unsafe { bindings::kunmap_local(vaddr.cast()) };
+                    return false;
+                }
+            };
+            for (p, in_page, n, in_seg) in chunks {
+                // SAFETY: `vaddr + off + in_seg` lies in the segment (`in_seg + n <= len`);
+                // the pages of `self` are not under I/O while the caller holds it here.
+                let r = unsafe {
+                    let at = vaddr.add(off as usize + in_seg);
+                    if into_buf {
+                        p.write_raw(at, in_page, n)
+                    } else {
+                        p.read_raw(at, in_page, n)
+                    }
+                };
+                if r.is_err() {
+                    res = r;
+                }
+            }
+            // SAFETY: Mapped above by this function.
+            unsafe { bindings::kunmap_local(vaddr.cast()) };
+            done += len;
+            done < bytes
+        });
+        if res.is_ok() && done != bytes {
+            return Err(EINVAL);
+        }
+        res
     }
 
     /// Size in bytes.

@@ -1,0 +1,466 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! In-flight I/O of every leg and log device, for I/O timeouts.
+//!
+//! Each device has a [`DevTrack`]: a list of its in-flight bios in submission order, so the
+//! oldest is first. The watchdog (see `watchdog.rs`) looks at the oldest entries; one older
+//! than `io_timeout_ms` means the device hangs. An entry whose bio owns its data pages (a
+//! bounce buffer) can then be abandoned: the watchdog takes over what the bio was working for
+//! (an application write or read, a log or resync request) and finishes it without the
+//! device. The bio itself stays in flight; when it completes, late, it only frees what it owns
+//! and counts itself out of [`DevTrack::abandoned`] (design rule 4). A `DevTrack` is shared by
+//! every table that uses the device and by the abandoned bios, so a table can be reloaded or
+//! removed while one is still out.
+//!
+//! Ownership of an entry's [`Owner`] is decided by one compare-and-exchange on its state:
+//! completion (`TRACKED -> DONE`) or abandonment (`TRACKED -> ABANDONED`), never both.
+
+use core::cell::UnsafeCell;
+
+use kernel::{
+    alloc::flags::GFP_NOIO,
+    bindings,
+    block::bio::{BioCompletion, BioSet, OwnedBio, PageBuf},
+    device_mapper::IoRef,
+    new_mutex, new_spinlock_irq,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Full, Release, Relaxed},
+        Arc, Completion, Mutex, SpinLockIrq,
+    },
+    types::Opaque,
+};
+
+use crate::RtMirror;
+
+/// Bios reserved for forward progress under memory pressure.
+const BIO_POOL_SIZE: u32 = 64;
+
+/// What a tracked device I/O works for.
+pub(crate) enum Owner {
+    /// One leg's part of an application write.
+    Write(IoRef<RtMirror>),
+    /// An application read.
+    Read(IoRef<RtMirror>),
+    /// Request `.1` of a synchronous batch (log write, resync copy).
+    Sync(Arc<SyncBatch>, usize),
+    /// A probe of a Degraded leg.
+    Probe,
+}
+
+const TRACKED: u32 = 0;
+const DONE: u32 = 1;
+const ABANDONED: u32 = 2;
+
+/// Probe states ([`DevTrack::probe`]).
+pub(crate) const PROBE_IDLE: u32 = 0;
+pub(crate) const PROBE_IN_FLIGHT: u32 = 1;
+pub(crate) const PROBE_OK: u32 = 2;
+pub(crate) const PROBE_FAILED: u32 = 3;
+
+/// Bios abandoned by any table and not yet completed; module unload waits for them.
+pub(crate) static ABANDONED_IOS: Atomic<u32> = Atomic::new(0);
+
+#[pin_data]
+struct TrackHead {
+    #[pin]
+    head: Opaque<bindings::list_head>,
+}
+
+// SAFETY: The list is only walked and changed under the lock that holds it, from any CPU.
+unsafe impl Send for TrackHead {}
+
+/// The in-flight bios of one device.
+#[pin_data]
+pub(crate) struct DevTrack {
+    pub(crate) devt: u32,
+    #[pin]
+    list: SpinLockIrq<TrackHead>,
+    /// Abandoned bios still in flight: until they completed, the device may still write
+    /// stale data, so it must not be resynced.
+    pub(crate) abandoned: Atomic<u32>,
+    /// Tables using the device.
+    pub(crate) users: Atomic<u32>,
+    /// Result of the last probe (`PROBE_*`).
+    pub(crate) probe: Atomic<u32>,
+}
+
+impl DevTrack {
+    fn new(devt: u32) -> impl PinInit<Self> {
+        pin_init!(Self {
+            devt,
+            list <- new_spinlock_irq!(pin_init!(TrackHead {
+                // SAFETY: `slot` is valid for writes; an empty list points to itself.
+                head <- Opaque::ffi_init(|slot| unsafe { bindings::INIT_LIST_HEAD(slot) }),
+            })),
+            abandoned: Atomic::new(0),
+            users: Atomic::new(0),
+            probe: Atomic::new(PROBE_IDLE),
+        })
+    }
+}
+
+/// State of the leg bios of every table, kept by the module: bios abandoned by a table outlive
+/// it, so their bio set and device tracks cannot be the table's.
+#[pin_data]
+pub(crate) struct Globals {
+    #[pin]
+    pub(crate) bios: BioSet<LegIo>,
+    #[pin]
+    tracks: Mutex<KVec<Arc<DevTrack>>>,
+}
+
+impl Globals {
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            bios <- BioSet::new(BIO_POOL_SIZE),
+            tracks <- new_mutex!(KVec::new()),
+        })
+    }
+
+    /// The track of device `devt`, shared with other tables using it; counts one more user.
+    pub(crate) fn track_for(&self, devt: u32) -> Result<Arc<DevTrack>> {
+        let mut tracks = self.tracks.lock();
+        // Forget devices nobody uses and no abandoned bio refers to any more.
+        tracks.retain(|t| t.users.load(Relaxed) > 0 || t.abandoned.load(Relaxed) > 0);
+        let found = tracks.iter().find(|t| t.devt == devt).cloned();
+        let t = match found {
+            Some(t) => t,
+            None => {
+                let t = Arc::pin_init(DevTrack::new(devt), GFP_KERNEL)?;
+                tracks.push(t.clone(), GFP_KERNEL)?;
+                t
+            }
+        };
+        t.users.fetch_add(1, Relaxed);
+        Ok(t)
+    }
+}
+
+/// The tracks of one table's devices (legs first, then log copies); drops its use of them.
+pub(crate) struct TrackSet(pub(crate) KVec<Option<Arc<DevTrack>>>);
+
+impl Drop for TrackSet {
+    fn drop(&mut self) {
+        for t in self.0.iter().flatten() {
+            t.users.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Payload of every leg and log bio (in the bio's front pad).
+///
+/// `link` comes first so that a list entry converts back to its `LegIo`.
+#[repr(C)]
+pub(crate) struct LegIo {
+    link: Opaque<bindings::list_head>,
+    /// Submission time (`ktime_get`, ns).
+    started: i64,
+    state: Atomic<u32>,
+    /// Whether the bio owns its data or has none, so the watchdog may abandon it.
+    pub(crate) abandonable: bool,
+    track: Option<Arc<DevTrack>>,
+    /// Accessed by whoever won the state exchange (or by completion if untracked).
+    owner: UnsafeCell<Option<Owner>>,
+    /// Pages the bio carries when they are the target's (bounce buffer, probe).
+    pub(crate) buf: Option<Arc<PageBuf>>,
+    /// Leg (or device) index in the table.
+    pub(crate) dev: usize,
+    /// Bytes of data the bio carries.
+    pub(crate) bytes: usize,
+}
+
+// SAFETY: `owner` is accessed by one thread at a time (see `state`); the rest is `Send`.
+unsafe impl Send for LegIo {}
+
+impl LegIo {
+    pub(crate) fn new(dev: usize, owner: Owner, buf: Option<Arc<PageBuf>>, bytes: usize) -> Self {
+        Self {
+            link: Opaque::uninit(),
+            started: 0,
+            state: Atomic::new(DONE),
+            abandonable: buf.is_some(),
+            track: None,
+            owner: UnsafeCell::new(Some(owner)),
+            buf,
+            dev,
+            bytes,
+        }
+    }
+}
+
+impl BioCompletion for LegIo {
+    fn detach(self: Pin<&mut Self>) {
+        let this = &*self;
+        if let Some(t) = &this.track {
+            if this.state.cmpxchg(TRACKED, DONE, Full).is_ok() {
+                let _guard = t.list.lock();
+                // SAFETY: The entry is linked in `t`'s list (state was TRACKED), whose lock
+                // we hold.
+                unsafe { bindings::list_del_init(this.link.get()) };
+            }
+        }
+    }
+
+    fn complete(self, status: Result) {
+        if self.state.load(Acquire) == ABANDONED {
+            // Late completion: the watchdog took the owner; free what the bio owned.
+            if let Some(t) = &self.track {
+                t.abandoned.fetch_sub(1, Relaxed);
+            }
+            ABANDONED_IOS.fetch_sub(1, Relaxed);
+            return;
+        }
+        let Some(owner) = self.owner.into_inner() else {
+            return;
+        };
+        match owner {
+            Owner::Write(io) => {
+                let result = match status {
+                    Ok(()) => LegResult::Ok,
+                    Err(e) => LegResult::Failed(e),
+                };
+                // SAFETY: `leg_write_done` stops using the target once it handed `io` on.
+                let target = unsafe { io.target_unbound() };
+                target.leg_write_done(io, self.dev, result);
+            }
+            Owner::Read(io) => {
+                // SAFETY: As above.
+                let target = unsafe { io.target_unbound() };
+                target.read_done(io, self.dev, status, self.buf.as_deref(), self.bytes);
+            }
+            Owner::Sync(batch, i) => batch.finish(i, status),
+            Owner::Probe => {
+                if let Some(t) = &self.track {
+                    let v = if status.is_ok() {
+                        PROBE_OK
+                    } else {
+                        PROBE_FAILED
+                    };
+                    t.probe.store(v, Release);
+                }
+            }
+        }
+    }
+}
+
+/// How a leg's part of a write ended.
+#[derive(Clone, Copy)]
+pub(crate) enum LegResult {
+    Ok,
+    Failed(Error),
+    /// Abandoned by the watchdog: the leg was moved out of sync for it.
+    TimedOut,
+}
+
+/// A batch of synchronous requests sharing one buffer (see [`RtMirror::tracked_sync_io`]).
+#[pin_data]
+pub(crate) struct SyncBatch {
+    /// The pages every bio of the batch carries; taken back by the submitter when no bio of
+    /// the batch was abandoned.
+    buf: UnsafeCell<Option<PageBuf>>,
+    remaining: Atomic<u32>,
+    results: [Atomic<i32>; 4],
+    abandoned: Atomic<bool>,
+    #[pin]
+    done: Completion,
+}
+
+// SAFETY: `buf` is written only by the submitter while no bio of the batch is in flight or
+// abandoned; everything else is atomic or `Sync`.
+unsafe impl Sync for SyncBatch {}
+// SAFETY: As above.
+unsafe impl Send for SyncBatch {}
+
+impl SyncBatch {
+    fn finish(&self, i: usize, status: Result) {
+        if let Some(r) = self.results.get(i) {
+            r.store(status.err().map_or(0, |e| e.to_errno()), Relaxed);
+        }
+        if self.remaining.fetch_sub(1, Full) == 1 {
+            self.done.complete_all();
+        }
+    }
+}
+
+/// One request of [`RtMirror::tracked_sync_io`].
+#[derive(Clone, Copy)]
+pub(crate) struct SyncReq {
+    /// Device index: a leg, or `nr_legs + i` for log copy `i`.
+    pub(crate) dev: usize,
+    pub(crate) opf: u32,
+    pub(crate) sector: u64,
+    pub(crate) bytes: usize,
+}
+
+fn now_ns() -> i64 {
+    // SAFETY: `ktime_get` has no preconditions.
+    unsafe { bindings::ktime_get() }
+}
+
+impl RtMirror {
+    /// The bio set of leg and log bios.
+    pub(crate) fn leg_bios(&self) -> &BioSet<LegIo> {
+        &self.globals().bios
+    }
+
+    /// The block device of device index `dev` (leg, or `nr_legs + i` for log copy `i`).
+    pub(crate) fn dev_bdev(&self, dev: usize) -> Option<*mut bindings::block_device> {
+        match dev.checked_sub(self.legs.len()) {
+            None => self.legs.get(dev)?.dev.as_ref().map(|d| d.bdev()),
+            Some(i) => self.logs.get(i).map(|d| d.bdev()),
+        }
+    }
+
+    /// Submits `bio` with `payload`, tracked for the timeout when one is set.
+    pub(crate) fn submit_tracked(&self, bio: OwnedBio<LegIo>, payload: LegIo) {
+        let track = if self.io_timeout_ms.load(Relaxed) > 0 {
+            self.tracks.0.get(payload.dev).cloned().flatten()
+        } else {
+            None
+        };
+        let Some(track) = track else {
+            bio.submit(payload);
+            return;
+        };
+        bio.submit_with(payload, |p| {
+            // SAFETY: Only `Unpin` fields are written; `link` is linked in place and stays
+            // there until `detach` or the watchdog unlinks it.
+            let p = unsafe { p.get_unchecked_mut() };
+            let guard = track.list.lock();
+            p.started = now_ns();
+            p.state.store(TRACKED, Relaxed);
+            // SAFETY: `link` is pinned for the life of the bio; the list is protected by the
+            // lock we hold.
+            unsafe { bindings::list_add_tail(p.link.get(), guard.head.get()) };
+            drop(guard);
+            p.track = Some(track);
+        });
+    }
+
+    /// Abandons up to `max` tracked entries of device `dev` older than `timeout_ns` and
+    /// returns their owners in `out`. Returns whether any entry was that old (the device
+    /// hangs).
+    pub(crate) fn take_expired(
+        &self,
+        dev: usize,
+        timeout_ns: i64,
+        out: &mut KVec<(Owner, usize)>,
+    ) -> bool {
+        let Some(track) = self.tracks.0.get(dev).and_then(|t| t.as_ref()) else {
+            return false;
+        };
+        let now = now_ns();
+        let mut hung = false;
+        let guard = track.list.lock();
+        let head = guard.head.get();
+        // SAFETY: The list is initialised and we hold its lock; every entry is the `link` of
+        // a live `LegIo` (entries leave the list under the lock before their bio is freed).
+        unsafe {
+            let mut pos = (*head).next;
+            while pos != head && out.len() < out.capacity() {
+                let e = &*pos.cast::<LegIo>();
+                let next = (*pos).next;
+                if now - e.started < timeout_ns {
+                    break;
+                }
+                hung = true;
+                if e.abandonable {
+                    track.abandoned.fetch_add(1, Relaxed);
+                    if e.state.cmpxchg(TRACKED, ABANDONED, Full).is_ok() {
+                        ABANDONED_IOS.fetch_add(1, Relaxed);
+                        bindings::list_del_init(pos);
+                        if let Some(o) = (*e.owner.get()).take() {
+                            // Capacity was checked above.
+                            let _ = out.push_within_capacity((o, e.dev));
+                        }
+                    } else {
+                        track.abandoned.fetch_sub(1, Relaxed);
+                    }
+                }
+                pos = next;
+            }
+        }
+        hung
+    }
+
+    /// Runs `reqs` in parallel on `buf` (each carries its first `bytes`), tracked like
+    /// application I/O, and waits for them; results go to `out`. A request abandoned by the
+    /// watchdog fails with `ETIMEDOUT`. Returns the buffer unless a bio still uses it.
+    pub(crate) fn tracked_sync_io(
+        &self,
+        buf: PageBuf,
+        reqs: &[SyncReq],
+        out: &mut [Result],
+    ) -> Result<Option<PageBuf>> {
+        if reqs.len() > 4 || out.len() < reqs.len() {
+            return Err(EINVAL);
+        }
+        let batch = Arc::pin_init(
+            pin_init!(SyncBatch {
+                buf: UnsafeCell::new(Some(buf)),
+                remaining: Atomic::new(reqs.len() as u32 + 1),
+                results: [const { Atomic::new(0) }; 4],
+                abandoned: Atomic::new(false),
+                done <- Completion::new(),
+            }),
+            GFP_NOIO,
+        )?;
+        for (i, r) in reqs.iter().enumerate() {
+            // SAFETY: No bio of the batch runs yet or the shared borrow is only read by bios.
+            let pages = unsafe { (*batch.buf.get()).as_ref() };
+            let bio = match (self.dev_bdev(r.dev), pages) {
+                // SAFETY: Devices are open for the table's lifetime and bios of abandoned
+                // requests keep nothing of the table; the global bio set outlives all bios;
+                // the batch (owning the pages) lives until the payload is dropped.
+                (Some(bdev), Some(p)) => unsafe {
+                    self.leg_bios()
+                        .alloc_with_buf(bdev, r.opf, r.sector, p, r.bytes)
+                },
+                _ => Err(ENODEV),
+            };
+            match bio {
+                Ok(bio) => {
+                    let mut payload =
+                        LegIo::new(r.dev, Owner::Sync(batch.clone(), i), None, r.bytes);
+                    payload.abandonable = true;
+                    self.submit_tracked(bio, payload);
+                }
+                Err(e) => batch.finish(i, Err(e)),
+            }
+        }
+        batch.finish(usize::MAX, Ok(()));
+        batch.done.wait_for_completion();
+        for (o, r) in out.iter_mut().zip(batch.results.iter()).take(reqs.len()) {
+            *o = match r.load(Relaxed) {
+                0 => Ok(()),
+                e => Err(Error::from_errno(e)),
+            };
+        }
+        if batch.abandoned.load(Acquire) {
+            return Ok(None);
+        }
+        // SAFETY: Every bio of the batch completed and none was abandoned, so nothing else
+        // accesses the pages any more.
+        Ok(unsafe { (*batch.buf.get()).take() })
+    }
+}
+
+impl Owner {
+    /// The watchdog gave up on the bio working for this owner.
+    pub(crate) fn abandon(self, t: &RtMirror, dev: usize) {
+        match self {
+            Owner::Write(io) => t.leg_write_done(io, dev, LegResult::TimedOut),
+            Owner::Read(io) => t.read_retry(io),
+            Owner::Sync(batch, i) => {
+                batch.abandoned.store(true, Release);
+                batch.finish(i, Err(ETIMEDOUT));
+            }
+            Owner::Probe => {
+                if let Some(Some(tr)) = t.tracks.0.get(dev) {
+                    tr.probe.store(PROBE_IDLE, Release);
+                }
+            }
+        }
+    }
+}

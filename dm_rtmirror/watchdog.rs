@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The watchdog: one delayed work per table that enforces `io_timeout_ms` over the in-flight
+//! I/O of every leg and log device ([`crate::inflight`]) and probes Degraded legs.
+//!
+//! A leg with I/O older than the timeout becomes Degraded: its abandonable bios are given up,
+//! so the writes waiting for them complete once the log records the Degraded state and their
+//! regions, and the reads go to another leg. A log copy that does not answer fails its log
+//! write (the log goes on with the other copy). A Degraded leg is probed with a small read;
+//! once a probe succeeds and every abandoned bio of the leg has come back, the leg resyncs the
+//! regions written meanwhile and is in sync again.
+
+use kernel::{
+    alloc::flags::GFP_NOIO,
+    bindings,
+    block::bio::PageBuf,
+    device_mapper::TargetWorkFn,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Release, Relaxed},
+        Arc,
+    },
+};
+
+use crate::inflight::{
+    LegIo, Owner, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
+};
+use crate::status::LegState;
+use crate::{RtMirror, WATCHDOG_WORK};
+
+/// A Degraded leg is probed this often.
+pub(crate) const PROBE_INTERVAL_MS: i64 = 1000;
+
+/// Bytes read by a probe.
+const PROBE_BYTES: usize = 4096;
+
+/// Abandoned bios handled per lock hold.
+const ABANDON_BATCH: usize = 64;
+
+impl TargetWorkFn<WATCHDOG_WORK> for RtMirror {
+    fn run(&self) {
+        self.run_watchdog();
+    }
+}
+
+fn now_ms() -> i64 {
+    // SAFETY: `ktime_get` has no preconditions.
+    (unsafe { bindings::ktime_get() }) / 1_000_000
+}
+
+impl RtMirror {
+    /// How often the watchdog looks: a quarter of the timeout, within 20 ms to 1 s, so a hang
+    /// is seen at most a quarter of the timeout late.
+    pub(crate) fn watchdog_period_ms(timeout_ms: u32) -> u32 {
+        (timeout_ms / 4).clamp(20, 1000)
+    }
+
+    fn run_watchdog(&self) {
+        let timeout = self.io_timeout_ms.load(Relaxed);
+        if timeout == 0 {
+            return;
+        }
+        let timeout_ns = i64::from(timeout) * 1_000_000;
+        let nr_devs = self.legs.len() + self.logs.len();
+        if let Ok(mut batch) = KVec::with_capacity(ABANDON_BATCH, GFP_NOIO) {
+            for dev in 0..nr_devs {
+                loop {
+                    let hung = self.take_expired(dev, timeout_ns, &mut batch);
+                    if hung {
+                        self.device_timed_out(dev, timeout);
+                    }
+                    let full = batch.len() == ABANDON_BATCH;
+                    while let Some((owner, d)) = batch.pop() {
+                        owner.abandon(self, d);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+            }
+        }
+        if !self.suspended.load(Relaxed) {
+            self.probe_degraded_legs();
+        }
+        self.watchdog_work
+            .kick_after(Self::watchdog_period_ms(timeout));
+    }
+
+    /// Device `dev` has I/O older than the timeout.
+    fn device_timed_out(&self, dev: usize, timeout: u32) {
+        if dev >= self.legs.len() {
+            // A log copy: its log write fails with ETIMEDOUT and the log marks it failed.
+            return;
+        }
+        if self.set_leg_state(
+            dev,
+            LegState::Degraded,
+            &[LegState::InSync, LegState::Resyncing],
+        ) {
+            pr_warn!(
+                "{}: leg {} did not answer within {} ms: Degraded, I/O goes on without it and the regions written meanwhile are tracked\n",
+                self.dev_name(),
+                dev,
+                timeout
+            );
+        }
+    }
+
+    fn probe_degraded_legs(&self) {
+        let now = now_ms();
+        for (i, leg) in self.legs.iter().enumerate() {
+            if leg.state() != LegState::Degraded {
+                continue;
+            }
+            let (Some(dev), Some(Some(track))) = (&leg.dev, self.tracks.0.get(i)) else {
+                continue;
+            };
+            match track.probe.load(Acquire) {
+                PROBE_IN_FLIGHT => {}
+                PROBE_OK => {
+                    track.probe.store(PROBE_IDLE, Release);
+                    let late = track.abandoned.load(Relaxed);
+                    if late == 0 {
+                        self.leg_answers_again(i);
+                    }
+                }
+                PROBE_FAILED => {
+                    track.probe.store(PROBE_IDLE, Release);
+                    if self.set_leg_state(i, LegState::Inactive, &[LegState::Degraded]) {
+                        pr_err!(
+                            "{}: leg {} answered its probe with an error: detached (Inactive)\n",
+                            self.dev_name(),
+                            i
+                        );
+                    }
+                }
+                _ => {
+                    if now < leg.next_probe_ms.load(Relaxed) {
+                        continue;
+                    }
+                    leg.next_probe_ms.store(now + PROBE_INTERVAL_MS, Relaxed);
+                    let Ok(buf) = PageBuf::new_with(PROBE_BYTES, GFP_NOIO)
+                        .and_then(|b| Arc::new(b, GFP_NOIO).map_err(Into::into))
+                    else {
+                        continue;
+                    };
+                    // SAFETY: The leg is open for the table's lifetime, the global bio set
+                    // outlives every bio and the payload owns the pages.
+                    let bio = unsafe {
+                        self.leg_bios().alloc_with_buf(
+                            dev.bdev(),
+                            kernel::bindings::req_op_REQ_OP_READ,
+                            0,
+                            &buf,
+                            PROBE_BYTES,
+                        )
+                    };
+                    if let Ok(bio) = bio {
+                        track.probe.store(PROBE_IN_FLIGHT, Release);
+                        self.submit_tracked(bio, LegIo::new(i, Owner::Probe, Some(buf), PROBE_BYTES));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A Degraded leg answered its probe and none of its abandoned bios is still out: it
+    /// resyncs the regions written meanwhile, if an in-sync leg can be the source.
+    fn leg_answers_again(&self, leg: usize) {
+        let (has_source, dirty) = {
+            let shared = self.shared.lock();
+            (
+                shared.source.is_some(),
+                shared.state.out_of_sync_regions(),
+            )
+        };
+        if !has_source {
+            return;
+        }
+        if self.set_leg_state(leg, LegState::Resyncing, &[LegState::Degraded]) {
+            pr_info!(
+                "{}: leg {} answers again: resyncing the {} regions written meanwhile\n",
+                self.dev_name(),
+                leg,
+                dirty
+            );
+            self.resync_work.kick();
+        }
+    }
+}
