@@ -85,6 +85,16 @@ def check_only_on_leg1(disks, want, offset, size, errors):
         errors.append("leg 0, which was out of service, got the data at %d" % offset)
 
 
+def check_identical_report(res, disks, errors):
+    """Legs identical; report the guest's measurements."""
+    check_identical(res, disks, errors)
+    keys = ("timeout_ms", "degraded_after_cs", "regions_written_since_hang", "regions_copied",
+            "writer_latency_cs", "w_verified", "read_latency_cs", "m1_writes_during_hang")
+    got = ["%s=%s" % (k, res.result(k)) for k in keys if res.result(k) is not None]
+    if got:
+        print("    " + " ".join(got))
+
+
 def check_absent_leg(res, disks, errors):
     check_only_on_leg1(disks, res.result("pattern_md5"), 1 * MiB, 2 * MiB, errors)
     if disks[0].stats().get("writes", 0) != 0:
@@ -238,6 +248,7 @@ SCENARIOS = {
     "full_resync": ([64, 64, 1, 1], check_full_resync, ("x86_64",)),
     "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
     "log_both_fail": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
+    "timeout_degraded": ([64, 64, 1, 1], check_identical_report, ALL),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
     "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).

@@ -70,3 +70,66 @@ create_logged_m0() {
 	expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror $LOGGED_TABLE_ARGS"
 }
 uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# Verifying writer, run in the background: writes 64 KiB blocks of fresh random data with
+# O_DIRECT to <dev> at block offsets <first> .. <first>+<span>-1 (stride 7, so offsets are
+# rewritten), until /tmp/<tag>.stop exists. Logs "offset md5 uptime_cs" per acknowledged write
+# to /tmp/<tag>.log, failed offsets to /tmp/<tag>.err, the longest write latency (cs) to
+# /tmp/<tag>.max.
+vwriter() { # <dev> <tag> <first block> <span>
+	local dev=$1 tag=$2 first=$3 span=$4 i=0 max=0 off t0 t1 lat sum
+	rm -f /tmp/$tag.stop /tmp/$tag.log /tmp/$tag.err; echo 0 >/tmp/$tag.max
+	while [ ! -e /tmp/$tag.stop ]; do
+		off=$((first + (i * 7) % span))
+		dd if=/dev/urandom of=/tmp/$tag.blk bs=65536 count=1 2>/dev/null
+		sum=$(md5sum </tmp/$tag.blk | cut -d' ' -f1)
+		t0=$(uptime_cs)
+		if dd if=/tmp/$tag.blk of=$dev bs=65536 seek=$off count=1 oflag=direct conv=notrunc 2>/dev/null; then
+			t1=$(uptime_cs)
+			echo "$off $sum $t1" >>/tmp/$tag.log
+		else
+			t1=$(uptime_cs)
+			echo "$off" >>/tmp/$tag.err
+		fi
+		lat=$((t1 - t0))
+		[ $lat -gt $max ] && { max=$lat; echo $max >/tmp/$tag.max; }
+		i=$((i + 1))
+	done
+}
+vwriter_start() { vwriter "$@" & VWRITER_PID=$!; }
+vwriter_stop() { # <tag>: stop the writer started last and wait for it
+	touch /tmp/$1.stop; wait $VWRITER_PID
+}
+vwriter_count() { [ -e /tmp/$1.log ] && wc -l </tmp/$1.log || echo 0; }
+# Check that every block the writer <tag> acknowledged reads back from <dev> with the data
+# of its last acknowledged write; reports <tag>_errors and <tag>_verified.
+vwriter_verify() { # <dev> <tag>
+	local dev=$1 tag=$2 bad=0 n=0 off sum got
+	[ -s /tmp/$tag.err ] && { fail "$tag: writes failed at blocks $(tr '\n' ' ' </tmp/$tag.err)"; bad=1; }
+	awk '{ last[$1] = $2 } END { for (o in last) print o, last[o] }' /tmp/$tag.log >/tmp/$tag.last
+	while read -r off sum; do
+		got=$(dd if=$dev bs=65536 skip=$off count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+		[ "$got" = "$sum" ] || { fail "$tag: block $off reads back wrong"; bad=1; }
+		n=$((n + 1))
+	done </tmp/$tag.last
+	result ${tag}_verified $n
+	result ${tag}_max_latency_cs "$(cat /tmp/$tag.max)"
+	return $bad
+}
+# Distinct regions of <region_bytes> written by writer <tag> at or after uptime <from_cs>.
+vwriter_regions_since() { # <tag> <from_cs> <region_bytes>
+	awk -v from=$2 -v rb=$3 '$3 >= from { r[int($1 * 65536 / rb)] = 1 } END { n = 0; for (x in r) n++; print n }' /tmp/$1.log
+}
+# Wait until leg <i> of <dev> shows state letter <letter>; prints the centiseconds waited.
+wait_leg_state() { # <dev> <leg> <letter> <max seconds>
+	local t0=$(uptime_cs) legs
+	while :; do
+		legs=$(status_of "$1" | cut -d' ' -f2)
+		[ "$(echo "$legs" | cut -c$(($2 + 1)))" = "$3" ] && { echo $(($(uptime_cs) - t0)); return 0; }
+		[ $(($(uptime_cs) - t0)) -gt $(($4 * 100)) ] && { fail "$1: leg $2 not '$3' after $4 s: $(status_of "$1")"; return 1; }
+		usleep 50000
+	done
+}
+# Bytes (regions) copied by the last resync, from its kernel message (one mirror per scenario).
+resync_bytes_of() { dmesg | grep "resync done" | tail -n 1 | sed -n 's/.*regions copied, \([0-9]*\) bytes.*/\1/p'; }
+resync_regions_of() { dmesg | grep "resync done" | tail -n 1 | sed -n 's/.*done: \([0-9]*\) regions copied.*/\1/p'; }
+timeout_ms_arg() { sed -n 's/.*rtm\.timeout=\([0-9]*\).*/\1/p' /proc/cmdline; }
