@@ -85,14 +85,27 @@ def check_only_on_leg1(disks, want, offset, size, errors):
         errors.append("leg 0, which was out of service, got the data at %d" % offset)
 
 
-def check_identical_report(res, disks, errors):
-    """Legs identical; report the guest's measurements."""
-    check_identical(res, disks, errors)
+def check_report(res, disks, errors):
+    """Report the guest's measurements (the guest checked the outcome)."""
     keys = ("timeout_ms", "degraded_after_cs", "regions_written_since_hang", "regions_copied",
             "writer_latency_cs", "w_verified", "read_latency_cs", "m1_writes_during_hang")
     got = ["%s=%s" % (k, res.result(k)) for k in keys if res.result(k) is not None]
     if got:
         print("    " + " ".join(got))
+
+
+def check_two_mirrors(res, disks, errors):
+    if not files_identical(disks[0], disks[1]):
+        errors.append("m0's legs differ after its resync")
+    if not files_identical(disks[2], disks[3]):
+        errors.append("m1's legs differ")
+    check_report(res, disks, errors)
+
+
+def check_identical_report(res, disks, errors):
+    """Legs identical; report the guest's measurements."""
+    check_identical(res, disks, errors)
+    check_report(res, disks, errors)
 
 
 def check_absent_leg(res, disks, errors):
@@ -249,6 +262,17 @@ SCENARIOS = {
     "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
     "log_both_fail": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
     "timeout_degraded": ([64, 64, 1, 1], check_identical_report, ALL),
+    "timeout_short_hang": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "timeout_hang_forever": ([64, 64, 1, 1], check_report, ("x86_64",)),
+    "read_hang_failover": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "leg_error_rejoin": ([64, 64, 1, 1], check_identical_report, ALL),
+    "read_error_failover": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "log_copy_hang": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "slow_leg": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "degraded_then_error": ([64, 64, 1, 1], check_report, ALL),
+    "split_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "two_mirrors_hang": ([64, 64, 64, 64], check_two_mirrors, ("x86_64",)),
+    "absent_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
     "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).

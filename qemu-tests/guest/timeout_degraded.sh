@@ -32,6 +32,7 @@ t_stop=$(uptime_cs)
 dirty=$(vwriter_regions_since w $t_hang $RB)
 result regions_written_since_hang "$dirty"
 host release 1
+wait_leg_state m0 1 A 120 >/dev/null
 wait_in_sync m0 120
 st=$(status_of m0)
 case $st in "2 AA 128/128 2 AA healthy idle") ;; *) fail "status after the automatic resync: '$st'" ;; esac

@@ -410,6 +410,14 @@ impl<'a> Regions<'a> {
         }
         copy_slice(self.resync, self.image);
         self.st.out_of_sync = self.image.iter().map(|w| u64::from(w.count_ones())).sum();
+        // A leg out of sync from the start (absent, or a new log) is stale since the first
+        // generation this activation writes: the log format requires a non-zero mark.
+        let n = usize::from(self.st.nr_legs);
+        for (s, g) in self.st.legs.iter().zip(self.st.stale_since.iter_mut()).take(n) {
+            if *s != LegState::InSync && *g == 0 {
+                *g = gen.saturating_add(1);
+            }
+        }
         self.st.issued_gen = gen;
         self.st.durable_gen = gen;
         self.st.leg_change_gen = gen;

@@ -54,6 +54,35 @@ fn flush(m: &mut Mem) -> Option<u64> {
 }
 
 #[test]
+fn absent_leg_at_activation_encodes() {
+    // A leg absent from the first table has no stale mark of its own: the first log write
+    // must still encode (the format requires one for every leg not in sync).
+    for nosync in [false, true] {
+        let mut m = Mem::new(&[LegState::InSync, LegState::Missing]);
+        if nosync {
+            m.r().activate_nosync(0);
+        } else {
+            m.r().activate(None, 0);
+        }
+        let mut r = m.r();
+        let w = r.take_log_write().unwrap();
+        let h = r.snapshot_header(UUID, RS, false);
+        let mut out = vec![0u8; log_bytes_needed(NR) as usize];
+        encode(&h, r.snapshot(), &mut out).unwrap();
+        assert_eq!(h.stale_since[1], w.generation);
+        // Rejoin: Missing -> Resyncing -> InSync after a full resync.
+        r.mark_all_out_of_sync();
+        r.set_leg_state(1, LegState::Resyncing).unwrap();
+        assert_eq!(r.log_written(w.generation, w.copies).unwrap(), LogDone::Durable(w.generation));
+        for reg in 0..NR {
+            assert!(r.resync_begin(reg).unwrap());
+            assert!(r.resync_end(reg, true).unwrap());
+        }
+        r.set_leg_state(1, LegState::InSync).unwrap();
+    }
+}
+
+#[test]
 fn batching_and_hot_regions() {
     let mut m = fresh();
     // Initial log write of a nosync mirror.
