@@ -21,7 +21,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::{
-        atomic::{Acquire, Atomic, Release, Relaxed},
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Mutex, SpinLockIrq,
     },
 };
@@ -413,13 +413,20 @@ impl RtMirror {
             LegState::Split | LegState::Degraded => false,
             LegState::Inactive | LegState::Missing => true,
             LegState::InSync | LegState::Resyncing => {
-                pr_warn!("{}: rejoin {}: leg is already in service\n", self.dev_name(), i);
+                pr_warn!(
+                    "{}: rejoin {}: leg is already in service\n",
+                    self.dev_name(),
+                    i
+                );
                 return Err(EINVAL);
             }
         };
-        let late = self.tracks.0.get(i).and_then(|t| t.as_ref()).map_or(0, |t| {
-            t.abandoned.load(Relaxed)
-        });
+        let late = self
+            .tracks
+            .0
+            .get(i)
+            .and_then(|t| t.as_ref())
+            .map_or(0, |t| t.abandoned.load(Relaxed));
         if late > 0 {
             pr_warn!(
                 "{}: rejoin {}: {} timed-out I/Os of the leg are still outstanding; retry once they completed\n",

@@ -25,7 +25,7 @@ use kernel::{
     new_mutex, new_spinlock_irq,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Full, Release, Relaxed},
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
         Arc, Completion, Mutex, SpinLockIrq,
     },
     types::Opaque,

@@ -9,7 +9,7 @@
 //! records that leg as out of sync (design rule 1).
 
 use kernel::{
-    alloc::flags::{GFP_NOIO, __GFP_NOWARN},
+    alloc::flags::{__GFP_NOWARN, GFP_NOIO},
     block::bio::{Bio, PageBuf, ReqOp, BIO_MAX_VECS},
     device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped, TargetWorkFn},
     prelude::*,
@@ -143,10 +143,7 @@ impl RtMirror {
             let leg_bio = match &bounce {
                 // SAFETY: The leg is open for the table's lifetime, the global bio set
                 // outlives every bio, and the payload owns the pages.
-                Some(b) => unsafe {
-                    self.leg_bios()
-                        .alloc_with_buf(bdev, opf, sector, b, size)
-                },
+                Some(b) => unsafe { self.leg_bios().alloc_with_buf(bdev, opf, sector, b, size) },
                 // SAFETY: As above; the read carries the caller's pages, and the caller's bio
                 // completes only after this bio (it holds an `IoRef`).
                 None => unsafe {
@@ -300,17 +297,21 @@ impl RtMirror {
             // leg bio that is not abandonable.
             let leg_bio = unsafe {
                 match &bounce {
-                    Some(b) => self.leg_bios().alloc_with_buf(
+                    Some(b) => {
+                        self.leg_bios()
+                            .alloc_with_buf(dev.bdev(), opf, sector, b, size as usize)
+                    }
+                    None if has_data => self.leg_bios().alloc_with_data_of(
                         dev.bdev(),
                         opf,
                         sector,
-                        b,
-                        size as usize,
+                        src,
+                        size,
+                        nr_vecs,
                     ),
-                    None if has_data => self
+                    None => self
                         .leg_bios()
-                        .alloc_with_data_of(dev.bdev(), opf, sector, src, size, nr_vecs),
-                    None => self.leg_bios().alloc_dataless(dev.bdev(), opf, sector, size),
+                        .alloc_dataless(dev.bdev(), opf, sector, size),
                 }
             };
             match leg_bio {

@@ -17,14 +17,12 @@ use kernel::{
     device_mapper::TargetWorkFn,
     prelude::*,
     sync::{
-        atomic::{Acquire, Release, Relaxed},
+        atomic::{Acquire, Relaxed, Release},
         Arc,
     },
 };
 
-use crate::inflight::{
-    LegIo, Owner, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
-};
+use crate::inflight::{LegIo, Owner, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK};
 use crate::status::LegState;
 use crate::{RtMirror, WATCHDOG_WORK};
 
@@ -157,7 +155,10 @@ impl RtMirror {
                     };
                     if let Ok(bio) = bio {
                         track.probe.store(PROBE_IN_FLIGHT, Release);
-                        self.submit_tracked(bio, LegIo::new(i, Owner::Probe, Some(buf), PROBE_BYTES));
+                        self.submit_tracked(
+                            bio,
+                            LegIo::new(i, Owner::Probe, Some(buf), PROBE_BYTES),
+                        );
                     }
                 }
             }
@@ -169,10 +170,7 @@ impl RtMirror {
     fn leg_answers_again(&self, leg: usize) {
         let (has_source, dirty) = {
             let shared = self.shared.lock();
-            (
-                shared.source.is_some(),
-                shared.state.out_of_sync_regions(),
-            )
+            (shared.source.is_some(), shared.state.out_of_sync_regions())
         };
         if !has_source {
             return;

@@ -413,7 +413,13 @@ impl<'a> Regions<'a> {
         // A leg out of sync from the start (absent, or a new log) is stale since the first
         // generation this activation writes: the log format requires a non-zero mark.
         let n = usize::from(self.st.nr_legs);
-        for (s, g) in self.st.legs.iter().zip(self.st.stale_since.iter_mut()).take(n) {
+        for (s, g) in self
+            .st
+            .legs
+            .iter()
+            .zip(self.st.stale_since.iter_mut())
+            .take(n)
+        {
             if *s != LegState::InSync && *g == 0 {
                 *g = gen.saturating_add(1);
             }

@@ -73,7 +73,10 @@ fn absent_leg_at_activation_encodes() {
         // Rejoin: Missing -> Resyncing -> InSync after a full resync.
         r.mark_all_out_of_sync();
         r.set_leg_state(1, LegState::Resyncing).unwrap();
-        assert_eq!(r.log_written(w.generation, w.copies).unwrap(), LogDone::Durable(w.generation));
+        assert_eq!(
+            r.log_written(w.generation, w.copies).unwrap(),
+            LogDone::Durable(w.generation)
+        );
         for reg in 0..NR {
             assert!(r.resync_begin(reg).unwrap());
             assert!(r.resync_end(reg, true).unwrap());
