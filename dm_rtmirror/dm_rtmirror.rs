@@ -367,6 +367,7 @@ impl RtMirror {
             Message::Split(i) => return self.split_leg(usize::from(i)),
             Message::Rejoin(i) => return self.rejoin_leg(usize::from(i)),
             Message::Resync => return self.resync_all(),
+            Message::RejoinLog(i) => return self.rejoin_log(usize::from(i)),
         }
         Ok(())
     }
@@ -466,6 +467,62 @@ impl RtMirror {
             dirty
         );
         self.resync_work.kick();
+        Ok(())
+    }
+
+    /// `rejoin_log <i>`: a repaired log copy is rewritten from memory by the next log write.
+    fn rejoin_log(&self, i: usize) -> Result {
+        if i >= self.logs.len() {
+            pr_warn!(
+                "{}: rejoin_log {}: the table has {} log devices\n",
+                self.dev_name(),
+                i,
+                self.logs.len()
+            );
+            return Err(EINVAL);
+        }
+        let late = self
+            .tracks
+            .0
+            .get(self.legs.len() + i)
+            .and_then(|t| t.as_ref())
+            .map_or(0, |t| t.abandoned.load(Relaxed));
+        if late > 0 {
+            pr_warn!(
+                "{}: rejoin_log {}: a timed-out write of the copy is still outstanding\n",
+                self.dev_name(),
+                i
+            );
+            return Err(EBUSY);
+        }
+        {
+            let mut shared = self.shared.lock();
+            if shared.state.copies().get(i) != Some(&LogState::Failed) {
+                drop(shared);
+                pr_warn!(
+                    "{}: rejoin_log {}: the copy has not failed\n",
+                    self.dev_name(),
+                    i
+                );
+                return Err(EINVAL);
+            }
+            if shared.state.copy_rejoined(i).is_err() {
+                drop(shared);
+                pr_warn!(
+                    "{}: rejoin_log {}: every log copy was lost; load the table again to rebuild the log\n",
+                    self.dev_name(),
+                    i
+                );
+                return Err(EBUSY);
+            }
+        }
+        pr_info!(
+            "{}: log copy {} rejoined: the next log write rewrites it from memory\n",
+            self.dev_name(),
+            i
+        );
+        self.event.raise();
+        self.log_work.kick();
         Ok(())
     }
 

@@ -364,10 +364,21 @@ impl RtMirror {
     /// Every leg bio of `io` completed.
     fn legs_done(&self, io: IoRef<Self>) {
         let st = io.state();
+        let all_ok = st.legs_failed.load(Relaxed) == 0;
         if st.region == NO_REGION {
+            if !all_ok {
+                // A flush a leg missed: acknowledged once the log records that leg as out of
+                // sync, like a write (rule 1).
+                let mut shared = self.shared.lock();
+                if let Some(generation) = shared.state.pending_leg_change() {
+                    st.generation.store(generation, Relaxed);
+                    shared.waiting_ack.push(io);
+                    // Kicked under the lock, see `start_write`.
+                    self.log_work.kick();
+                }
+            }
             return;
         }
-        let all_ok = st.legs_failed.load(Relaxed) == 0;
         let mut shared = self.shared.lock();
         let done = shared
             .regions()

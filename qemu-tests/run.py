@@ -108,6 +108,29 @@ def check_identical_report(res, disks, errors):
     check_report(res, disks, errors)
 
 
+def check_log_copies_identical(res, disks, errors):
+    """Legs identical, and the rejoined log copy rewritten: both copies hold the same bytes."""
+    check_identical(res, disks, errors)
+    if disks[2].read_backing(0, 64 * 1024) != disks[3].read_backing(0, 64 * 1024):
+        errors.append("log copies differ after rejoin_log and a clean suspend")
+
+
+def check_degraded_powercut(results, disks, errors):
+    r1, r2 = results
+    if not r1.killed:
+        errors.append("phase 1 was not cut off by a power cut")
+    for key, off, size in (("acked_a", 4, 1), ("acked_b", 20, 2)):
+        want = r1.result(key)
+        if not want:
+            errors.append("phase 1 reported no %s" % key)
+            continue
+        for d in disks[:2]:
+            if md5_backing(d, off * MiB, size * MiB) != want:
+                errors.append("%s lacks the write acknowledged at %d MiB" % (d.name, off))
+    check_identical(r2, disks, errors)
+    print("    %s; regions copied %s" % (r2.result("activation"), r2.result("regions_copied")))
+
+
 def check_absent_leg(res, disks, errors):
     check_only_on_leg1(disks, res.result("pattern_md5"), 1 * MiB, 2 * MiB, errors)
     if disks[0].stats().get("writes", 0) != 0:
@@ -267,7 +290,7 @@ SCENARIOS = {
     "read_hang_failover": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "leg_error_rejoin": ([64, 64, 1, 1], check_identical_report, ALL),
     "read_error_failover": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
-    "log_copy_hang": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "log_copy_hang": ([64, 64, 1, 1], check_log_copies_identical, ("x86_64",)),
     "slow_leg": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "degraded_then_error": ([64, 64, 1, 1], check_report, ALL),
     "split_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
@@ -283,6 +306,8 @@ SCENARIOS = {
 # host check on the list of results, architectures, host action before each later boot).
 PHASED = {
     "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL, None),
+    "degraded_powercut": ([64, 64, 1, 1], ["degraded_powercut_1", "degraded_powercut_2"],
+                          check_degraded_powercut, ("x86_64",), lambda disks: disks[1].heal()),
     "log_corrupt_copy": ([64, 64, 1, 1], ["powercut_1", "powercut_2"],
                          lambda r, d, e: check_powercut(r, d, e, corrupted=True),
                          ("x86_64",), corrupt_log_copy0),

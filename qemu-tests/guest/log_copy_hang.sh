@@ -25,5 +25,11 @@ vwriter_stop w
 vwriter_verify /dev/mapper/m0 w
 dmesg | grep -q "log copy 0 failed (error -110)" || fail "no kernel message for the timed-out log copy"
 host heal 2
+expect "rejoin_log 0" dmsetup message m0 0 rejoin_log 0
+a=$(write_random /dev/mapper/m0 30 1) || fail "write after rejoin_log"
+st=$(status_of m0)
+case $st in *" 2 AA "*) ;; *) fail "log copy 0 not alive after rejoin_log: '$st'" ;; esac
+expect_fail "rejoin_log of a healthy copy" dmsetup message m0 0 rejoin_log 0
+# The suspend in remove writes the log to both copies: the host compares them.
 expect "remove m0" dmsetup remove m0
 kernel_log_clean

@@ -5,6 +5,7 @@
 # rewrites the blocks whose writes are held (reusing its buffers). After the host releases the
 # held I/O (old data lands on leg 1 then), leg 1 answers again, resyncs by itself only the
 # regions written meanwhile and is in sync; the host compares the legs' backing files.
+# The state change raises a device-mapper event: a pending `dmsetup wait` returns.
 . /scenarios/lib.sh
 load_rtmirror
 T=$(timeout_ms_arg); T=${T:-1000}
@@ -14,9 +15,13 @@ wait_in_sync m0
 # 16 MiB of blocks: 32 regions of 512 KiB out of 128.
 vwriter_start /dev/mapper/m0 w 0 256
 while [ "$(vwriter_count w)" -lt 5 ]; do usleep 100000; done
+ev=$(dmsetup info m0 | sed -n 's/^Event number: *//p')
+dmsetup wait m0 "$ev" && touch /tmp/woke &
 t_hang=$(uptime_cs)
 host hang 1
 waited=$(wait_leg_state m0 1 D $((T * 30 / 1000 + 30))) || exit 0
+usleep 500000
+[ -e /tmp/woke ] || fail "dmsetup wait (event $ev) did not wake when leg 1 became Degraded"
 result timeout_ms $T
 result degraded_after_cs $waited
 [ $((waited * 10)) -ge $((T * 9 / 10)) ] || fail "leg 1 Degraded after $waited cs, before the timeout of $T ms"

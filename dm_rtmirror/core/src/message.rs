@@ -19,7 +19,8 @@ use core::ffi::CStr;
 use core::fmt;
 
 use crate::table::{
-    parse_u32, parse_u64, MAX_IO_TIMEOUT_MS, OPT_IO_TIMEOUT_MS, OPT_PRIMARY, OPT_RESYNC_KBPS,
+    parse_u32, parse_u64, MAX_IO_TIMEOUT_MS, MAX_LOGS, OPT_IO_TIMEOUT_MS, OPT_PRIMARY,
+    OPT_RESYNC_KBPS,
 };
 
 /// Verb `fail`.
@@ -28,6 +29,8 @@ pub const VERB_FAIL: &str = "fail";
 pub const VERB_SPLIT: &str = "split";
 /// Verb `rejoin`.
 pub const VERB_REJOIN: &str = "rejoin";
+/// Verb `rejoin_log`.
+pub const VERB_REJOIN_LOG: &str = "rejoin_log";
 /// Verb `resync`.
 pub const VERB_RESYNC: &str = "resync";
 /// Verb `io_timeout_ms` (same spelling as the table option).
@@ -46,6 +49,8 @@ pub enum Message {
     Split(u8),
     /// `rejoin <i>`: bring leg `i` back and resync it.
     Rejoin(u8),
+    /// `rejoin_log <i>`: log copy `i` was repaired: rewrite it from memory.
+    RejoinLog(u8),
     /// `resync`: resynchronise everything.
     Resync,
     /// `io_timeout_ms <ms>`: set the I/O timeout (0 = none).
@@ -63,6 +68,7 @@ impl Message {
             Self::Fail(_) => VERB_FAIL,
             Self::Split(_) => VERB_SPLIT,
             Self::Rejoin(_) => VERB_REJOIN,
+            Self::RejoinLog(_) => VERB_REJOIN_LOG,
             Self::Resync => VERB_RESYNC,
             Self::IoTimeoutMs(_) => VERB_IO_TIMEOUT_MS,
             Self::Primary(_) => VERB_PRIMARY,
@@ -103,6 +109,8 @@ pub enum MessageError<'a> {
     },
     /// `io_timeout_ms` above [`MAX_IO_TIMEOUT_MS`].
     TimeoutTooLarge(u64),
+    /// Log copy index not below [`MAX_LOGS`].
+    LogOutOfRange(u64),
 }
 
 impl MessageError<'_> {
@@ -116,6 +124,7 @@ impl MessageError<'_> {
             Self::BadNumber { .. } => c"invalid number in message",
             Self::LegOutOfRange { .. } => c"leg index out of range",
             Self::TimeoutTooLarge(_) => c"io_timeout_ms too large",
+            Self::LogOutOfRange(_) => c"log copy index out of range",
         }
     }
 }
@@ -138,6 +147,9 @@ impl fmt::Display for MessageError<'_> {
             Self::LegOutOfRange { index, nr_legs } => {
                 write!(f, "leg {index} out of range: mirror has {nr_legs} legs")
             }
+            Self::LogOutOfRange(i) => {
+                write!(f, "log copy {i} out of range: at most {MAX_LOGS} copies")
+            }
             Self::TimeoutTooLarge(v) => write!(
                 f,
                 "io_timeout_ms {v} is too large: maximum {MAX_IO_TIMEOUT_MS}"
@@ -151,8 +163,8 @@ pub fn parse_message<'a>(args: &[&'a str], nr_legs: u8) -> Result<Message, Messa
     let (&verb, rest) = args.split_first().ok_or(MessageError::Empty)?;
     let takes_arg = match verb {
         VERB_RESYNC => false,
-        VERB_FAIL | VERB_SPLIT | VERB_REJOIN | VERB_IO_TIMEOUT_MS | VERB_PRIMARY
-        | VERB_RESYNC_KBPS => true,
+        VERB_FAIL | VERB_SPLIT | VERB_REJOIN | VERB_REJOIN_LOG | VERB_IO_TIMEOUT_MS
+        | VERB_PRIMARY | VERB_RESYNC_KBPS => true,
         _ => return Err(MessageError::UnknownVerb(verb)),
     };
     if !takes_arg {
@@ -180,6 +192,13 @@ pub fn parse_message<'a>(args: &[&'a str], nr_legs: u8) -> Result<Message, Messa
         VERB_SPLIT => Message::Split(leg()?),
         VERB_REJOIN => Message::Rejoin(leg()?),
         VERB_PRIMARY => Message::Primary(leg()?),
+        VERB_REJOIN_LOG => {
+            let v = parse_u64(word).ok_or(bad)?;
+            match u8::try_from(v) {
+                Ok(i) if usize::from(i) < MAX_LOGS => Message::RejoinLog(i),
+                _ => return Err(MessageError::LogOutOfRange(v)),
+            }
+        }
         VERB_IO_TIMEOUT_MS => {
             let v = parse_u64(word).ok_or(bad)?;
             match u32::try_from(v) {
@@ -195,7 +214,11 @@ pub fn parse_message<'a>(args: &[&'a str], nr_legs: u8) -> Result<Message, Messa
 pub fn format_message(m: &Message, w: &mut impl fmt::Write) -> fmt::Result {
     w.write_str(m.verb())?;
     match *m {
-        Message::Fail(i) | Message::Split(i) | Message::Rejoin(i) | Message::Primary(i) => {
+        Message::Fail(i)
+        | Message::Split(i)
+        | Message::Rejoin(i)
+        | Message::RejoinLog(i)
+        | Message::Primary(i) => {
             write!(w, " {i}")
         }
         Message::IoTimeoutMs(v) | Message::ResyncKbps(v) => write!(w, " {v}"),

@@ -237,6 +237,27 @@ impl RegionState {
         self.issued_gen
     }
 
+    /// The generation that will record the last leg state change, if it is
+    /// not durable yet (a flush a leg missed is acknowledged after it).
+    pub fn pending_leg_change(&self) -> Option<u64> {
+        (self.leg_change_gen > self.durable_gen && !self.log_lost).then_some(self.leg_change_gen)
+    }
+
+    /// Log copy `i` comes back (the operator repaired it): it is written
+    /// with the whole image by the next log write and counts as healthy
+    /// from then on. Refused when the log is lost (every region then
+    /// counts as out of sync; a new table rebuilds the log).
+    pub fn copy_rejoined(&mut self, i: usize) -> Result<(), RegionError> {
+        if i >= usize::from(self.nr_copies) || self.log_lost {
+            return Err(RegionError::BadIndex);
+        }
+        if let Some(c) = self.copies.get_mut(i) {
+            *c = LogState::Alive;
+        }
+        self.image_changed = true;
+        Ok(())
+    }
+
     /// Whether a log write is in flight.
     pub fn log_write_in_flight(&self) -> bool {
         self.in_flight.is_some()

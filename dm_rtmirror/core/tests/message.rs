@@ -19,6 +19,7 @@ fn valid_messages() {
         ("split 0", Message::Split(0)),
         ("rejoin 2", Message::Rejoin(2)),
         ("resync", Message::Resync),
+        ("rejoin_log 1", Message::RejoinLog(1)),
         ("io_timeout_ms 3600000", Message::IoTimeoutMs(3_600_000)),
         ("io_timeout_ms 0", Message::IoTimeoutMs(0)),
         ("primary 2", Message::Primary(2)),
@@ -42,6 +43,11 @@ fn malformed_messages() {
             "unknown message 'explode'",
         ),
         ("FAIL 1", |e| matches!(e, E::UnknownVerb("FAIL")), "'FAIL'"),
+        (
+            "rejoin_log 2",
+            |e| matches!(e, E::LogOutOfRange(2)),
+            "log copy 2 out of range",
+        ),
         (
             "fail",
             |e| matches!(e, E::MissingArgument("fail")),
