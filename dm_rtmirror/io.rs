@@ -172,10 +172,14 @@ impl RtMirror {
         bounce: Option<&PageBuf>,
         bytes: usize,
     ) {
-        let status = match (status, bounce) {
-            (Ok(()), Some(b)) => b.copy_to_bio(io.bio(), bytes),
-            (s, _) => s,
-        };
+        if let (Ok(()), Some(b)) = (status, bounce) {
+            if b.copy_to_bio(io.bio(), bytes).is_err() {
+                // Not the leg's fault: the sizes did not match (cannot happen for bios we
+                // built); fail the read rather than return what was not copied.
+                io.state().fail();
+                return;
+            }
+        }
         match status {
             Ok(()) => {
                 io.state().legs_ok.fetch_add(1, Relaxed);

@@ -55,9 +55,15 @@ bad_msg "fail 0 1" "unexpected extra argument '1'"
 bad_msg "primary x" "'x'"
 bad_msg "io_timeout_ms 99999999" "io_timeout_ms 99999999"
 bad_msg "resync_kbps 5x" "'5x'"
+bad_msg "rejoin_log 5" "log copy 5 out of range"
+bad_msg "rejoin_log 0" "rejoin_log 0: the table has 0 log devices"
+bad_msg "rejoin 1" "rejoin 1: leg is already in service"
+bad_msg "split 1 now" "unexpected extra argument 'now'"
 dmsetup message m0 0 fail 0 || fail "fail 0 refused"
 bad_msg "fail 1" "it would leave no in-sync leg"
+bad_msg "split 1" "split 1: refused, it would leave no in-sync leg"
 bad_msg "primary 0" "primary 0: leg is not in sync"
+bad_msg "split 0" "split 0: leg is not in sync"
 result rejected_total $rejected
 expect "remove m0" dmsetup remove m0
 kernel_log_clean
