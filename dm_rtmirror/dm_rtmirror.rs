@@ -45,7 +45,7 @@ mod mirror_log;
 mod resync;
 mod watchdog;
 
-use inflight::{Globals, TrackSet, ABANDONED_IOS};
+use inflight::{Globals, TrackSet, DETACHED_IOS};
 use message::Message;
 use mirror_log::{LogBuffers, Shared};
 use status::{health_of, Health, LegState, LogState, StatusInfo, SyncAction};
@@ -108,9 +108,9 @@ impl PinnedDrop for RtMirrorModule {
         // No table exists any more, but bios a table abandoned may still be in flight on a
         // hung device: they use the global bio set, so wait for them.
         let mut warned = false;
-        while ABANDONED_IOS.load(Acquire) > 0 {
+        while DETACHED_IOS.load(Acquire) > 0 {
             if !warned {
-                pr_warn!("unload waits for abandoned I/O of a hung device to complete\n");
+                pr_warn!("unload waits for I/O given up on a hung device to complete\n");
                 warned = true;
             }
             kernel::time::delay::fsleep(kernel::time::Delta::from_millis(100));
@@ -153,17 +153,19 @@ impl Leg {
 #[pin_data]
 struct RtMirror {
     // The work items come first: dropping them cancels the work and waits for it, before
-    // anything the work uses is dropped.
+    // anything the work uses is dropped. A work item may kick those declared after it only
+    // (watchdog -> resync, log; resync -> clean, log; clean -> log), so none is queued again
+    // once cancelled.
     #[pin]
-    log_work: TargetWork<RtMirror, LOG_WORK>,
-    #[pin]
-    clean_work: TargetWork<RtMirror, CLEAN_WORK>,
+    watchdog_work: TargetWork<RtMirror, WATCHDOG_WORK>,
     #[pin]
     resync_work: TargetWork<RtMirror, RESYNC_WORK>,
     #[pin]
     retry_work: TargetWork<RtMirror, RETRY_WORK>,
     #[pin]
-    watchdog_work: TargetWork<RtMirror, WATCHDOG_WORK>,
+    clean_work: TargetWork<RtMirror, CLEAN_WORK>,
+    #[pin]
+    log_work: TargetWork<RtMirror, LOG_WORK>,
     #[pin]
     event: TableEvent,
     globals: &'static Globals,
@@ -729,15 +731,15 @@ impl Target for RtMirror {
         Ok(try_pin_init!(&this in RtMirror {
             // SAFETY: The work items are fields of this pinned target, declared first, so they
             // are cancelled before anything else of it is dropped.
-            log_work <- unsafe { TargetWork::new(this.as_ptr()) },
-            // SAFETY: As above.
-            clean_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            watchdog_work <- unsafe { TargetWork::new(this.as_ptr()) },
             // SAFETY: As above.
             resync_work <- unsafe { TargetWork::new(this.as_ptr()) },
             // SAFETY: As above.
             retry_work <- unsafe { TargetWork::new(this.as_ptr()) },
             // SAFETY: As above.
-            watchdog_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            clean_work <- unsafe { TargetWork::new(this.as_ptr()) },
+            // SAFETY: As above.
+            log_work <- unsafe { TargetWork::new(this.as_ptr()) },
             event <- event,
             globals,
             tracks,

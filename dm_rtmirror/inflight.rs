@@ -58,8 +58,9 @@ pub(crate) const PROBE_IN_FLIGHT: u32 = 1;
 pub(crate) const PROBE_OK: u32 = 2;
 pub(crate) const PROBE_FAILED: u32 = 3;
 
-/// Bios abandoned by any table and not yet completed; module unload waits for them.
-pub(crate) static ABANDONED_IOS: Atomic<u32> = Atomic::new(0);
+/// Bios of the module's bio set that no table waits for: abandoned bios and probes not yet
+/// completed. Module unload waits for them.
+pub(crate) static DETACHED_IOS: Atomic<u32> = Atomic::new(0);
 
 #[pin_data]
 struct TrackHead {
@@ -166,6 +167,12 @@ pub(crate) struct LegIo {
     pub(crate) buf: Option<Arc<PageBuf>>,
     /// Leg (or device) index in the table.
     pub(crate) dev: usize,
+    /// The table that submitted the bio (devices are shared between tables): only its
+    /// watchdog may abandon it.
+    table: usize,
+    /// Keeps the pages of a synchronous batch alive as long as the bio (the watchdog takes
+    /// the owner's reference when it abandons the bio).
+    batch: Option<Arc<SyncBatch>>,
     /// Bytes of data the bio carries.
     pub(crate) bytes: usize,
 }
@@ -184,6 +191,8 @@ impl LegIo {
             owner: UnsafeCell::new(Some(owner)),
             buf,
             dev,
+            table: 0,
+            batch: None,
             bytes,
         }
     }
@@ -193,12 +202,16 @@ impl BioCompletion for LegIo {
     fn detach(self: Pin<&mut Self>) {
         let this = &*self;
         if let Some(t) = &this.track {
-            if this.state.cmpxchg(TRACKED, DONE, Full).is_ok() {
-                let _guard = t.list.lock();
+            let won = this.state.cmpxchg(TRACKED, DONE, Full).is_ok();
+            let _guard = t.list.lock();
+            if won {
                 // SAFETY: The entry is linked in `t`'s list (state was TRACKED), whose lock
                 // we hold.
                 unsafe { bindings::list_del_init(this.link.get()) };
             }
+            // Otherwise the watchdog abandoned the entry: it unlinks it and takes the owner
+            // under this lock, so taking the lock here waits until it is done with the entry
+            // before the payload is moved out and the bio freed.
         }
     }
 
@@ -208,7 +221,7 @@ impl BioCompletion for LegIo {
             if let Some(t) = &self.track {
                 t.abandoned.fetch_sub(1, Relaxed);
             }
-            ABANDONED_IOS.fetch_sub(1, Relaxed);
+            DETACHED_IOS.fetch_sub(1, Relaxed);
             return;
         }
         let Some(owner) = self.owner.into_inner() else {
@@ -239,6 +252,7 @@ impl BioCompletion for LegIo {
                     };
                     t.probe.store(v, Release);
                 }
+                DETACHED_IOS.fetch_sub(1, Relaxed);
             }
         }
     }
@@ -299,6 +313,11 @@ fn now_ns() -> i64 {
 }
 
 impl RtMirror {
+    /// Identifies this table in the entries it tracks.
+    fn table_id(&self) -> usize {
+        core::ptr::from_ref(self) as usize
+    }
+
     /// The bio set of leg and log bios.
     pub(crate) fn leg_bios(&self) -> &BioSet<LegIo> {
         &self.globals().bios
@@ -319,6 +338,8 @@ impl RtMirror {
         } else {
             None
         };
+        let mut payload = payload;
+        payload.table = self.table_id();
         let Some(track) = track else {
             bio.submit(payload);
             return;
@@ -351,6 +372,7 @@ impl RtMirror {
             return false;
         };
         let now = now_ns();
+        let me = self.table_id();
         let mut hung = false;
         let guard = track.list.lock();
         let head = guard.head.get();
@@ -364,18 +386,33 @@ impl RtMirror {
                 if now - e.started < timeout_ns {
                     break;
                 }
+                if e.table != me {
+                    pos = next;
+                    continue;
+                }
                 hung = true;
                 if e.abandonable {
+                    // Counted before the exchange: a completion racing with it must not
+                    // see the counts below zero.
                     track.abandoned.fetch_add(1, Relaxed);
+                    DETACHED_IOS.fetch_add(1, Relaxed);
                     if e.state.cmpxchg(TRACKED, ABANDONED, Full).is_ok() {
-                        ABANDONED_IOS.fetch_add(1, Relaxed);
                         bindings::list_del_init(pos);
-                        if let Some(o) = (*e.owner.get()).take() {
+                        match (*e.owner.get()).take() {
+                            // A probe is counted as detached already.
+                            Some(Owner::Probe) => {
+                                DETACHED_IOS.fetch_sub(1, Relaxed);
+                                let _ = out.push_within_capacity((Owner::Probe, e.dev));
+                            }
                             // Capacity was checked above.
-                            let _ = out.push_within_capacity((o, e.dev));
+                            Some(o) => {
+                                let _ = out.push_within_capacity((o, e.dev));
+                            }
+                            None => {}
                         }
                     } else {
                         track.abandoned.fetch_sub(1, Relaxed);
+                        DETACHED_IOS.fetch_sub(1, Relaxed);
                     }
                 }
                 pos = next;
@@ -424,6 +461,7 @@ impl RtMirror {
                     let mut payload =
                         LegIo::new(r.dev, Owner::Sync(batch.clone(), i), None, r.bytes);
                     payload.abandonable = true;
+                    payload.batch = Some(batch.clone());
                     self.submit_tracked(bio, payload);
                 }
                 Err(e) => batch.finish(i, Err(e)),

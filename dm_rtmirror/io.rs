@@ -370,9 +370,10 @@ impl RtMirror {
         let st = io.state();
         let all_ok = st.legs_failed.load(Relaxed) == 0;
         if st.region == NO_REGION {
-            if !all_ok {
-                // A flush a leg missed: acknowledged once the log records that leg as out of
-                // sync, like a write (rule 1).
+            {
+                // A flush a leg missed (it failed there, or the leg is out of service and its
+                // state not yet durable): acknowledged once the log records that leg as out
+                // of sync, like a write (rule 1).
                 let mut shared = self.shared.lock();
                 if let Some(generation) = shared.state.pending_leg_change() {
                     st.generation.store(generation, Relaxed);

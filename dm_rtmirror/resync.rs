@@ -83,9 +83,15 @@ impl RtMirror {
                 Err(_) => return,
             }
             drop(shared);
-            let ok = self.copy_region(&mut buf, source, region);
+            let copied_to = self.copy_region(&mut buf, source, region);
             let mut delayed = IoList::new();
             let mut shared = self.shared.lock();
+            // Every leg that receives writes now must have had the copy (another leg may have
+            // come back meanwhile).
+            let ok = copied_to.is_some_and(|mask| {
+                self.writable_legs()
+                    .all(|(i, _)| i == source || mask & (1 << i) != 0)
+            });
             let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
             delayed.append(&mut shared.delayed);
             drop(shared);
@@ -93,8 +99,10 @@ impl RtMirror {
                 self.start_write(io);
             }
             if !ok {
-                // A leg failed; the next round sees the new leg states.
+                // A leg failed (the next round sees the new leg states), memory ran out or a
+                // leg came back: start over after a pause, never spinning.
                 cursor = 0;
+                fsleep(Delta::from_millis(100));
                 continue;
             }
             copied += 1;
@@ -129,11 +137,10 @@ impl RtMirror {
         }
     }
 
-    /// Copies one region from leg `source` to every other leg that receives writes.
-    fn copy_region(&self, buf: &mut Option<PageBuf>, source: usize, region: u64) -> bool {
-        if self.legs.get(source).and_then(|l| l.dev.as_ref()).is_none() {
-            return false;
-        }
+    /// Copies one region from leg `source` to every other leg that receives writes; returns
+    /// the mask of the legs copied to, `None` if the copy failed.
+    fn copy_region(&self, buf: &mut Option<PageBuf>, source: usize, region: u64) -> Option<u32> {
+        self.legs.get(source).and_then(|l| l.dev.as_ref())?;
         let mut targets = [SyncReq {
             dev: 0,
             opf: kernel::bindings::req_op_REQ_OP_WRITE
@@ -151,7 +158,7 @@ impl RtMirror {
             }
         }
         if n == 0 {
-            return false;
+            return None;
         }
         let start = region * self.region_size;
         let end = (start + self.region_size).min(self.len);
@@ -167,11 +174,11 @@ impl RtMirror {
             };
             let mut res = [Ok(())];
             if !self.resync_io(buf, &[read], &mut res) {
-                return false;
+                return None;
             }
             if let Err(e) = res[0] {
                 self.resync_leg_failed(source, e);
-                return false;
+                return None;
             }
             for t in targets.iter_mut().take(n) {
                 t.sector = sector;
@@ -179,7 +186,7 @@ impl RtMirror {
             }
             let mut res = [Ok(()), Ok(()), Ok(()), Ok(())];
             if !self.resync_io(buf, &targets[..n], &mut res) {
-                return false;
+                return None;
             }
             let mut all_ok = true;
             for (k, r) in res.iter().enumerate().take(n) {
@@ -189,13 +196,13 @@ impl RtMirror {
                 }
             }
             if !all_ok {
-                return false;
+                return None;
             }
             self.resync_bytes.fetch_add(bytes as u64, Relaxed);
             self.throttle(bytes);
             sector += sectors as u64;
         }
-        true
+        Some(target_legs.iter().take(n).fold(0u32, |m, &i| m | (1 << i)))
     }
 
     /// Sleeps long enough that copying `bytes` stays within `resync_kbps`.

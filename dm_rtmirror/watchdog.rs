@@ -22,7 +22,9 @@ use kernel::{
     },
 };
 
-use crate::inflight::{LegIo, Owner, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK};
+use crate::inflight::{
+    LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
+};
 use crate::status::LegState;
 use crate::{RtMirror, WATCHDOG_WORK};
 
@@ -133,7 +135,10 @@ impl RtMirror {
                     }
                 }
                 _ => {
-                    if now < leg.next_probe_ms.load(Relaxed) {
+                    // No new probe while earlier I/O of the leg is still out: the leg cannot
+                    // come back before it returned, and probes must not pile up on a device
+                    // that queues forever.
+                    if now < leg.next_probe_ms.load(Relaxed) || track.abandoned.load(Relaxed) > 0 {
                         continue;
                     }
                     leg.next_probe_ms.store(now + PROBE_INTERVAL_MS, Relaxed);
@@ -155,6 +160,8 @@ impl RtMirror {
                     };
                     if let Ok(bio) = bio {
                         track.probe.store(PROBE_IN_FLIGHT, Release);
+                        // The table does not wait for a probe: unload does.
+                        DETACHED_IOS.fetch_add(1, Relaxed);
                         self.submit_tracked(
                             bio,
                             LegIo::new(i, Owner::Probe, Some(buf), PROBE_BYTES),

@@ -527,11 +527,16 @@ impl<'a> Regions<'a> {
         if self.inflight(r) == 0 && !bit(self.resync, r) && bit(self.image, r) {
             set_bit(self.candidate, r, true);
         }
-        Ok(if all_legs_ok {
-            WriteDone::Ack
-        } else if self.st.log_lost {
-            WriteDone::CannotAck
-        } else if self.st.leg_change_gen > self.st.durable_gen {
+        // A write that some leg lacks (failed there, or the leg does not receive writes) is
+        // acknowledged only once the generation recording that leg's state is durable:
+        // otherwise a power cut could leave a log naming the stale leg in sync.
+        Ok(if self.st.log_lost {
+            if all_legs_ok {
+                WriteDone::Ack
+            } else {
+                WriteDone::CannotAck
+            }
+        } else if missed && self.st.leg_change_gen > self.st.durable_gen {
             WriteDone::AckAfter(self.st.leg_change_gen)
         } else {
             WriteDone::Ack
@@ -555,6 +560,7 @@ impl<'a> Regions<'a> {
         if *cur == s {
             return Ok(self.st.leg_change_gen);
         }
+        let returns = leg_receives_writes(s) && !leg_receives_writes(*cur);
         if s == LegState::InSync {
             if self.st.out_of_sync != 0 || self.st.log_lost {
                 return Err(RegionError::ResyncPending);
@@ -564,6 +570,17 @@ impl<'a> Regions<'a> {
             *stale = next;
         }
         *cur = s;
+        if returns {
+            // Writes in flight were sent without this leg: their regions need resync.
+            for (i, &n) in self.inflight.iter().enumerate() {
+                let r = i as u64;
+                if n > 0 && !bit(self.resync, r) {
+                    set_bit(self.resync, r, true);
+                    set_bit(self.candidate, r, false);
+                    self.st.out_of_sync = self.st.out_of_sync.saturating_add(1);
+                }
+            }
+        }
         self.st.image_changed = true;
         self.st.leg_change_gen = next;
         Ok(next)

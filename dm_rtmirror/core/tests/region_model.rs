@@ -296,8 +296,9 @@ struct Model {
     failed: [bool; 2],
     /// Writes waiting for a generation.
     waiting: Vec<(u64, u64)>,
-    /// Writes submitted to the legs and not completed: region.
-    submitted: Vec<u64>,
+    /// Writes submitted to the legs and not completed: region, and whether
+    /// every leg received it when it was submitted.
+    submitted: Vec<(u64, bool)>,
     /// Writes done on legs awaiting acknowledgement after a generation.
     ack_wait: Vec<(u64, usize)>,
     /// Regions where the legs may differ because a leg missed data.
@@ -422,7 +423,8 @@ impl Model {
                 "write to region {reg} submitted before its dirty bit is durable"
             );
         }
-        self.submitted.push(reg);
+        let all = (0..2).all(|l| self.receiving(l));
+        self.submitted.push((reg, all));
         self.data_writes += 1;
     }
 
@@ -450,7 +452,7 @@ impl Model {
                 if self.submitted.is_empty() {
                     return;
                 }
-                let reg = self.submitted.remove(i % self.submitted.len());
+                let (reg, sent_to_all) = self.submitted.remove(i % self.submitted.len());
                 // A leg may only fail while the other leg stays in sync.
                 let leg =
                     leg.filter(|&l| self.receiving(l) && self.legs[1 - l] == LegState::InSync);
@@ -458,19 +460,30 @@ impl Model {
                     self.m.r().set_leg_state(l, LegState::Degraded).unwrap();
                     self.legs[l] = LegState::Degraded;
                 }
-                let missed = leg.is_some() || (0..2).any(|l| !self.receiving(l));
+                // Legs that lack this write: the one it failed on, and any leg that did
+                // not receive writes when it was sent or does not now.
+                let mut lacking: Vec<usize> = leg.into_iter().collect();
+                for l in 0..2 {
+                    if !self.receiving(l) && !lacking.contains(&l) {
+                        lacking.push(l);
+                    }
+                }
+                let missed = !lacking.is_empty() || !sent_to_all;
                 if missed {
                     self.diverged[reg as usize] = true;
                 }
                 match self.m.r().write_done(reg, leg.is_none()).unwrap() {
                     WriteDone::Ack => {
-                        if let Some(l) = leg {
+                        // Acknowledged: the log must already name every lacking leg stale.
+                        for l in lacking {
                             self.acked_stale[l] = true;
                         }
                     }
                     WriteDone::AckAfter(g) => {
-                        assert!(leg.is_some());
-                        self.ack_wait.push((g, leg.unwrap()));
+                        assert!(!lacking.is_empty());
+                        for l in lacking {
+                            self.ack_wait.push((g, l));
+                        }
                     }
                     WriteDone::CannotAck => assert!(self.m.st.log_lost() && leg.is_some()),
                 }
@@ -552,7 +565,7 @@ impl Model {
     }
 
     fn may_differ(&self, reg: u64) -> bool {
-        self.diverged[reg as usize] || self.submitted.contains(&reg)
+        self.diverged[reg as usize] || self.submitted.iter().any(|s| s.0 == reg)
     }
 
     /// The invariant, over every possible power-cut outcome.
@@ -618,7 +631,7 @@ impl Model {
         }
         let newest = act.newest.unwrap();
         // Regions with writes in flight at the cut may now differ.
-        for reg in std::mem::take(&mut self.submitted) {
+        for (reg, _) in std::mem::take(&mut self.submitted) {
             self.diverged[reg as usize] = true;
         }
         self.waiting.clear();
