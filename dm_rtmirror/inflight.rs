@@ -20,7 +20,7 @@ use core::cell::UnsafeCell;
 use kernel::{
     alloc::flags::GFP_NOIO,
     bindings,
-    block::bio::{BioCompletion, BioSet, OwnedBio, PageBuf},
+    block::bio::{BioCompletion, BioSet, OwnedBio, PageBuf, PreparedBioList},
     device_mapper::IoRef,
     new_mutex, new_spinlock_irq,
     prelude::*,
@@ -29,6 +29,7 @@ use kernel::{
         Arc, Completion, Mutex, SpinLockIrq,
     },
     types::Opaque,
+    workqueue::{impl_has_work, new_work, Queue, Work, WorkItem},
 };
 
 use crate::RtMirror;
@@ -71,12 +72,22 @@ struct TrackHead {
 // SAFETY: The list is only walked and changed under the lock that holds it, from any CPU.
 unsafe impl Send for TrackHead {}
 
-/// The in-flight bios of one device.
+/// The in-flight bios of one device, and its submission queue.
+///
+/// With a timeout, tracked bios are submitted by the device's own work item, never by the
+/// thread that issued them: once a hung device has used up its request tags, `submit_bio`
+/// blocks, and only that work item may block on it (application threads, the log and resync
+/// workers go on, and the watchdog gives up the bios still queued here).
 #[pin_data]
 pub(crate) struct DevTrack {
     pub(crate) devt: u32,
     #[pin]
     list: SpinLockIrq<TrackHead>,
+    #[pin]
+    queue: SpinLockIrq<PreparedBioList<LegIo>>,
+    #[pin]
+    work: Work<DevTrack>,
+    wq: &'static Queue,
     /// Abandoned bios still in flight: until they completed, the device may still write
     /// stale data, so it must not be resynced.
     pub(crate) abandoned: Atomic<u32>,
@@ -86,10 +97,31 @@ pub(crate) struct DevTrack {
     pub(crate) probe: Atomic<u32>,
 }
 
+impl_has_work! {
+    impl HasWork<Self> for DevTrack { self.work }
+}
+
+impl WorkItem for DevTrack {
+    type Pointer = Arc<DevTrack>;
+
+    fn run(this: Arc<DevTrack>) {
+        loop {
+            let next = this.queue.lock().pop();
+            match next {
+                Some(bio) => bio.submit(),
+                None => break,
+            }
+        }
+    }
+}
+
 impl DevTrack {
-    fn new(devt: u32) -> impl PinInit<Self> {
+    fn new(devt: u32, wq: &'static Queue) -> impl PinInit<Self> {
         pin_init!(Self {
             devt,
+            queue <- new_spinlock_irq!(PreparedBioList::new()),
+            work <- new_work!("DevTrack::work"),
+            wq,
             list <- new_spinlock_irq!(pin_init!(TrackHead {
                 // SAFETY: `slot` is valid for writes; an empty list points to itself.
                 head <- Opaque::ffi_init(|slot| unsafe { bindings::INIT_LIST_HEAD(slot) }),
@@ -102,21 +134,69 @@ impl DevTrack {
 }
 
 /// State of the leg bios of every table, kept by the module: bios abandoned by a table outlive
-/// it, so their bio set and device tracks cannot be the table's.
+/// it, so their bio set, device tracks and submission workqueue cannot be the table's.
 #[pin_data]
 pub(crate) struct Globals {
+    // Dropped first: destroying the workqueue waits for submissions still running.
+    wq: SubmitQueue,
     #[pin]
     pub(crate) bios: BioSet<LegIo>,
     #[pin]
     tracks: Mutex<KVec<Arc<DevTrack>>>,
 }
 
+/// The module's submission workqueue: unbound, with a rescuer (`WQ_MEM_RECLAIM`), since it
+/// submits I/O that writeback may wait for.
+///
+/// # Invariants
+///
+/// `0` is a workqueue created by `alloc_workqueue`, destroyed on drop.
+struct SubmitQueue(*mut bindings::workqueue_struct);
+
+// SAFETY: The workqueue is used through `Queue`, which is `Send` and `Sync`.
+unsafe impl Send for SubmitQueue {}
+// SAFETY: As above.
+unsafe impl Sync for SubmitQueue {}
+
+impl SubmitQueue {
+    fn new() -> Result<Self> {
+        // SAFETY: The format is a NUL-terminated string without conversions.
+        let wq = unsafe {
+            bindings::alloc_workqueue_noprof(
+                c"rtmirror_submit".as_char_ptr(),
+                bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_MEM_RECLAIM,
+                0,
+            )
+        };
+        if wq.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(Self(wq))
+    }
+}
+
+impl Drop for SubmitQueue {
+    fn drop(&mut self) {
+        // SAFETY: Created by `alloc_workqueue` (invariant). Dropped at module unload, after
+        // every table is gone and the bios given up on hung devices completed, so no work is
+        // queued on it any more; destroying it waits for work still running.
+        unsafe { bindings::destroy_workqueue(self.0) };
+    }
+}
+
 impl Globals {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            wq: SubmitQueue::new()?,
             bios <- BioSet::new(BIO_POOL_SIZE),
             tracks <- new_mutex!(KVec::new()),
         })
+    }
+
+    fn queue(&self) -> &'static Queue {
+        // SAFETY: The workqueue lives until the globals are dropped at module unload, after
+        // every table and every device track's use of it.
+        unsafe { Queue::from_raw(self.wq.0) }
     }
 
     /// The track of device `devt`, shared with other tables using it; counts one more user.
@@ -128,7 +208,7 @@ impl Globals {
         let t = match found {
             Some(t) => t,
             None => {
-                let t = Arc::pin_init(DevTrack::new(devt), GFP_KERNEL)?;
+                let t = Arc::pin_init(DevTrack::new(devt, self.queue()), GFP_KERNEL)?;
                 tracks.push(t.clone(), GFP_KERNEL)?;
                 t
             }
@@ -344,7 +424,7 @@ impl RtMirror {
             bio.submit(payload);
             return;
         };
-        bio.submit_with(payload, |p| {
+        let bio = bio.prepare(payload, |p| {
             // SAFETY: Only `Unpin` fields are written; `link` is linked in place and stays
             // there until `detach` or the watchdog unlinks it.
             let p = unsafe { p.get_unchecked_mut() };
@@ -355,8 +435,11 @@ impl RtMirror {
             // lock we hold.
             unsafe { bindings::list_add_tail(p.link.get(), guard.head.get()) };
             drop(guard);
-            p.track = Some(track);
+            p.track = Some(track.clone());
         });
+        track.queue.lock().push(bio);
+        // Already queued: the running or pending work picks this bio up too.
+        let _ = track.wq.enqueue(track.clone());
     }
 
     /// Abandons up to `max` tracked entries of device `dev` older than `timeout_ns` and

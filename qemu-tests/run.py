@@ -294,6 +294,7 @@ SCENARIOS = {
     "slow_leg": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "degraded_then_error": ([64, 64, 1, 1], check_report, ALL),
     "split_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "timeout_again_in_resync": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "two_mirrors_hang": ([64, 64, 64, 64], check_two_mirrors, ("x86_64",)),
     "absent_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.

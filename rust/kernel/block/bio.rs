@@ -414,6 +414,12 @@ impl<P: BioCompletion> OwnedBio<P> {
     /// Like [`OwnedBio::submit`], but first runs `before` on the payload in place: it stays at
     /// that address until [`BioCompletion::detach`] runs, so it may be linked into a list.
     pub fn submit_with(self, payload: P, before: impl FnOnce(Pin<&mut P>)) {
+        self.prepare(payload, before).submit();
+    }
+
+    /// Attaches `payload` (running `before` on it in place, as [`OwnedBio::submit_with`]) and
+    /// returns the bio ready to be submitted later, e.g. by another thread.
+    pub fn prepare(self, payload: P, before: impl FnOnce(Pin<&mut P>)) -> PreparedBio<P> {
         let bio = self.ptr;
         mem::forget(self);
         // SAFETY: The front pad of a bio from `BioSet<P>` is `FRONT_PAD >= size_of::<P>()`
@@ -426,8 +432,120 @@ impl<P: BioCompletion> OwnedBio<P> {
         unsafe {
             (*bio).bi_end_io = Some(end_io::<P>);
             (*bio).bi_private = ptr::null_mut();
-            bindings::submit_bio(bio);
+            (*bio).bi_next = ptr::null_mut();
         }
+        PreparedBio {
+            ptr: bio,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// A bio from a [`BioSet`] with its payload attached, not yet submitted. Dropping it
+/// completes it with an I/O error (the payload sees `Err(EIO)`).
+///
+/// # Invariants
+///
+/// `ptr` is an exclusively owned bio of a `BioSet<P>` whose front pad holds a `P` and whose
+/// `bi_end_io` is `end_io::<P>`.
+pub struct PreparedBio<P: BioCompletion> {
+    ptr: *mut bindings::bio,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: An unsubmitted bio and its `Send` payload can be handed to another thread.
+unsafe impl<P: BioCompletion> Send for PreparedBio<P> {}
+
+impl<P: BioCompletion> PreparedBio<P> {
+    /// Submits the bio.
+    pub fn submit(self) {
+        let bio = self.ptr;
+        mem::forget(self);
+        // SAFETY: We own the prepared bio (type invariant); the block layer takes it over.
+        unsafe { bindings::submit_bio(bio) };
+    }
+}
+
+impl<P: BioCompletion> Drop for PreparedBio<P> {
+    fn drop(&mut self) {
+        // SAFETY: We own the bio (type invariant); ending it runs `end_io::<P>`, which
+        // completes the payload and frees the bio.
+        unsafe {
+            (*self.ptr).bi_status = result_to_status(Err(EIO));
+            bindings::bio_endio(self.ptr);
+        }
+    }
+}
+
+/// A first-in first-out list of [`PreparedBio`]s, linked through `bi_next` (no allocation).
+pub struct PreparedBioList<P: BioCompletion> {
+    head: *mut bindings::bio,
+    tail: *mut bindings::bio,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: The list owns its bios, which may be handed to another thread.
+unsafe impl<P: BioCompletion> Send for PreparedBioList<P> {}
+
+// The list holds pointers only; the payloads stay where they are when it moves.
+impl<P: BioCompletion> Unpin for PreparedBioList<P> {}
+
+impl<P: BioCompletion> Default for PreparedBioList<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: BioCompletion> PreparedBioList<P> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            _p: PhantomData,
+        }
+    }
+
+    /// Appends `bio`.
+    pub fn push(&mut self, bio: PreparedBio<P>) {
+        let b = bio.ptr;
+        mem::forget(bio);
+        // SAFETY: We own `b` (and every bio on the list); `bi_next` is ours until submission.
+        unsafe {
+            (*b).bi_next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = b;
+            } else {
+                (*self.tail).bi_next = b;
+            }
+        }
+        self.tail = b;
+    }
+
+    /// Removes the first bio.
+    pub fn pop(&mut self) -> Option<PreparedBio<P>> {
+        if self.head.is_null() {
+            return None;
+        }
+        let b = self.head;
+        // SAFETY: `b` is a bio of the list, owned by it.
+        unsafe {
+            self.head = (*b).bi_next;
+            (*b).bi_next = ptr::null_mut();
+        }
+        if self.head.is_null() {
+            self.tail = ptr::null_mut();
+        }
+        Some(PreparedBio {
+            ptr: b,
+            _p: PhantomData,
+        })
+    }
+}
+
+impl<P: BioCompletion> Drop for PreparedBioList<P> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
     }
 }
 
