@@ -37,6 +37,11 @@ use crate::RtMirror;
 /// Bios reserved for forward progress under memory pressure.
 const BIO_POOL_SIZE: u32 = 64;
 
+/// With fewer bios than this out on a device (tracked or given up) and none queued, a tracked
+/// bio is submitted at once by its issuer: far below any request queue depth, so that cannot
+/// block on request tags. Beyond it the device's work item submits (see [`DevTrack`]).
+const DIRECT_SUBMIT_BELOW: u32 = 16;
+
 /// What a tracked device I/O works for.
 pub(crate) enum Owner {
     /// One leg's part of an application write.
@@ -91,6 +96,8 @@ pub(crate) struct DevTrack {
     /// Abandoned bios still in flight: until they completed, the device may still write
     /// stale data, so it must not be resynced.
     pub(crate) abandoned: Atomic<u32>,
+    /// Tracked bios on the list.
+    tracked: Atomic<u32>,
     /// Tables using the device.
     pub(crate) users: Atomic<u32>,
     /// Result of the last probe (`PROBE_*`).
@@ -127,6 +134,7 @@ impl DevTrack {
                 head <- Opaque::ffi_init(|slot| unsafe { bindings::INIT_LIST_HEAD(slot) }),
             })),
             abandoned: Atomic::new(0),
+            tracked: Atomic::new(0),
             users: Atomic::new(0),
             probe: Atomic::new(PROBE_IDLE),
         })
@@ -288,6 +296,7 @@ impl BioCompletion for LegIo {
                 // SAFETY: The entry is linked in `t`'s list (state was TRACKED), whose lock
                 // we hold.
                 unsafe { bindings::list_del_init(this.link.get()) };
+                t.tracked.fetch_sub(1, Relaxed);
             }
             // Otherwise the watchdog abandoned the entry: it unlinks it and takes the owner
             // under this lock, so taking the lock here waits until it is done with the entry
@@ -434,10 +443,19 @@ impl RtMirror {
             // SAFETY: `link` is pinned for the life of the bio; the list is protected by the
             // lock we hold.
             unsafe { bindings::list_add_tail(p.link.get(), guard.head.get()) };
+            track.tracked.fetch_add(1, Relaxed);
             drop(guard);
             p.track = Some(track.clone());
         });
-        track.queue.lock().push(bio);
+        let out = track.tracked.load(Relaxed) + track.abandoned.load(Relaxed);
+        let mut queue = track.queue.lock();
+        if queue.is_empty() && out <= DIRECT_SUBMIT_BELOW {
+            drop(queue);
+            bio.submit();
+            return;
+        }
+        queue.push(bio);
+        drop(queue);
         // Already queued: the running or pending work picks this bio up too.
         let _ = track.wq.enqueue(track.clone());
     }
@@ -481,6 +499,7 @@ impl RtMirror {
                     DETACHED_IOS.fetch_add(1, Relaxed);
                     if e.state.cmpxchg(TRACKED, ABANDONED, Full).is_ok() {
                         bindings::list_del_init(pos);
+                        track.tracked.fetch_sub(1, Relaxed);
                         match (*e.owner.get()).take() {
                             // A probe is counted as detached already.
                             Some(Owner::Probe) => {

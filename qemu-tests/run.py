@@ -131,6 +131,20 @@ def check_degraded_powercut(results, disks, errors):
     print("    %s; regions copied %s" % (r2.result("activation"), r2.result("regions_copied")))
 
 
+def check_timeout_cost(res, disks, errors):
+    vals = {k: int(res.result(k, "0")) for k in (
+        "write_cs_no_timeout", "write_cs_timeout", "read_cs_no_timeout", "read_cs_timeout")}
+    if not all(vals.values()):
+        errors.append("missing timings: %s" % vals)
+        return
+    print("    3 x 32 MiB O_DIRECT, time with io_timeout_ms 1000 / without: writes %d/%d cs "
+          "(%.2f), reads %d/%d cs (%.2f)" % (
+              vals["write_cs_timeout"], vals["write_cs_no_timeout"],
+              vals["write_cs_timeout"] / vals["write_cs_no_timeout"],
+              vals["read_cs_timeout"], vals["read_cs_no_timeout"],
+              vals["read_cs_timeout"] / vals["read_cs_no_timeout"]))
+
+
 def check_absent_leg(res, disks, errors):
     check_only_on_leg1(disks, res.result("pattern_md5"), 1 * MiB, 2 * MiB, errors)
     if disks[0].stats().get("writes", 0) != 0:
@@ -297,6 +311,8 @@ SCENARIOS = {
     "timeout_again_in_resync": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "two_mirrors_hang": ([64, 64, 64, 64], check_two_mirrors, ("x86_64",)),
     "absent_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    # Measurement, on demand: --only timeout_cost (bounce copies with a timeout set).
+    "timeout_cost": ([64, 64, 1, 1], check_timeout_cost, ()),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
     "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
     # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).

@@ -506,6 +506,11 @@ impl<P: BioCompletion> PreparedBioList<P> {
         }
     }
 
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
     /// Appends `bio`.
     pub fn push(&mut self, bio: PreparedBio<P>) {
         let b = bio.ptr;
