@@ -769,6 +769,10 @@ impl Target for RtMirror {
 
     fn preresume(&self) -> Result {
         if !self.activated.load(Relaxed) {
+            // The watchdog times out the log reads of the activation too.
+            if self.io_timeout_ms.load(Relaxed) > 0 {
+                self.watchdog_work.kick();
+            }
             self.activate()?;
             self.activated.store(true, Relaxed);
         }

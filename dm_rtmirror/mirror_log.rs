@@ -11,7 +11,7 @@
 use crate::inflight::SyncReq;
 use kernel::{
     alloc::flags::GFP_NOIO,
-    block::bio::{sync_io, PageBuf, SyncIo},
+    block::bio::PageBuf,
     device_mapper::{IoList, TargetWorkFn},
     prelude::*,
     sync::atomic::Relaxed,
@@ -115,17 +115,25 @@ impl RtMirror {
         bufs: &mut LogBuffers,
         bitmap: &mut [u64],
     ) -> Result<Option<LogHeader>> {
-        let dev = self.logs.get(i).ok_or(EINVAL)?;
-        let req = SyncIo {
-            bdev: dev.bdev(),
+        if i >= self.logs.len() {
+            return Err(EINVAL);
+        }
+        // Tracked like every log I/O: with a timeout, a copy that hangs fails its read
+        // (ETIMEDOUT) instead of hanging the resume.
+        let req = SyncReq {
+            dev: self.legs.len() + i,
             opf: kernel::bindings::req_op_REQ_OP_READ,
             sector: 0,
             bytes: self.log_bytes(),
         };
         let mut res = [Ok(())];
-        let pages = bufs.pages.as_mut().ok_or(ENOMEM)?;
-        // SAFETY: The log device is open for the target's lifetime.
-        let r = unsafe { sync_io(pages, &[req], &mut res) };
+        let buf = match bufs.pages.take() {
+            Some(b) => b,
+            None => PageBuf::new(self.log_bytes())?,
+        };
+        let r = self
+            .tracked_sync_io(buf, &[req], &mut res)
+            .map(|back| bufs.pages = back);
         if let Err(e) = r.and(res[0]) {
             pr_err!(
                 "{}: log copy {}: read failed (error {}): marked failed\n",
@@ -135,6 +143,7 @@ impl RtMirror {
             );
             return Err(e);
         }
+        let pages = bufs.pages.as_mut().ok_or(ENOMEM)?;
         pages.copy_to(0, &mut bufs.encoded)?;
         match log_format::decode(&bufs.encoded, bitmap) {
             Ok(h) => Ok(Some(h)),

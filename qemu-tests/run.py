@@ -305,6 +305,7 @@ SCENARIOS = {
     "leg_error_rejoin": ([64, 64, 1, 1], check_identical_report, ALL),
     "read_error_failover": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "log_copy_hang": ([64, 64, 1, 1], check_log_copies_identical, ("x86_64",)),
+    "log_hang_at_activation": ([64, 64, 1, 1], check_log_copies_identical, ("x86_64",)),
     "slow_leg": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "degraded_then_error": ([64, 64, 1, 1], check_report, ALL),
     "split_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
