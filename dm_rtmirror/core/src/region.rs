@@ -448,6 +448,12 @@ impl<'a> Regions<'a> {
         self.st.issued_gen = gen;
         self.st.durable_gen = gen;
         self.st.leg_change_gen = gen;
+        if self.st.legs().iter().any(|&s| s != LegState::InSync) {
+            // The leg states may be on some copies only (one was torn or stale): a write that
+            // misses a leg waits until a log write has brought every copy to them.
+            self.st.leg_change_gen = gen.saturating_add(1);
+            self.st.image_changed = true;
+        }
         self.st.in_flight = None;
         self.st.snap_legs = self.st.legs;
         self.st.snap_stale = self.st.stale_since;
