@@ -7,9 +7,9 @@
 //! Every decision about the table, status and message grammar lives in `core/` (pure `no_std`
 //! Rust that the host tests with `cargo test`), included here module by module.
 //!
-//! First version: writes go to every in-sync leg and complete when all of them did; a leg
-//! whose write fails becomes Inactive and I/O goes on with the others; reads go to the primary
-//! leg. The dirty-region log, resync and I/O timeouts come next (see docs/).
+//! Writes go to every leg in service and complete when all of them did or a leg that missed
+//! them is durably out of sync; reads go to the primary leg and fail over. The dirty-region
+//! log, resync and I/O timeouts are in the modules below (see docs/architecture.md).
 
 use kernel::{
     block::bio::{PageBuf, ReqOp},
@@ -240,6 +240,15 @@ impl RtMirror {
             })
     }
 
+    /// Bios given up on device `dev` (leg, or `nr_legs + i` for log copy `i`) and still out.
+    fn late_ios(&self, dev: usize) -> u32 {
+        self.tracks
+            .0
+            .get(dev)
+            .and_then(|t| t.as_ref())
+            .map_or(0, |t| t.abandoned.load(Relaxed))
+    }
+
     fn globals(&self) -> &Globals {
         self.globals
     }
@@ -424,12 +433,7 @@ impl RtMirror {
                 return Err(EINVAL);
             }
         };
-        let late = self
-            .tracks
-            .0
-            .get(i)
-            .and_then(|t| t.as_ref())
-            .map_or(0, |t| t.abandoned.load(Relaxed));
+        let late = self.late_ios(i);
         if late > 0 {
             pr_warn!(
                 "{}: rejoin {}: {} timed-out I/Os of the leg are still outstanding; retry once they completed\n",
@@ -483,12 +487,7 @@ impl RtMirror {
             );
             return Err(EINVAL);
         }
-        let late = self
-            .tracks
-            .0
-            .get(self.legs.len() + i)
-            .and_then(|t| t.as_ref())
-            .map_or(0, |t| t.abandoned.load(Relaxed));
+        let late = self.late_ios(self.legs.len() + i);
         if late > 0 {
             pr_warn!(
                 "{}: rejoin_log {}: a timed-out write of the copy is still outstanding\n",

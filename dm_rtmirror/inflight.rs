@@ -396,7 +396,7 @@ pub(crate) struct SyncReq {
     pub(crate) bytes: usize,
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     // SAFETY: `ktime_get` has no preconditions.
     unsafe { bindings::ktime_get() }
 }

@@ -82,6 +82,22 @@ impl IoResult for MirrorIo {
 }
 
 impl RtMirror {
+    /// Makes a bio with data fit into one leg bio: with too many small segments, takes the
+    /// whole logical blocks that fit now (device-mapper maps the rest in another call).
+    /// Returns `false` if not even one logical block fits.
+    fn fit_one_leg_bio(&self, bio: &mut MapBio<'_, Self>) -> bool {
+        let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
+        if bytes < bio.bio().size() {
+            let bytes = bytes - bytes % self.logical_block_size.max(512);
+            let sectors = bytes >> kernel::block::SECTOR_SHIFT;
+            if sectors == 0 {
+                return false;
+            }
+            bio.accept_partial(sectors);
+        }
+        true
+    }
+
     /// Flags for allocations on the I/O path that may fail (the caller has a fallback).
     fn io_gfp() -> kernel::alloc::Flags {
         GFP_NOIO | __GFP_NOWARN
@@ -90,16 +106,8 @@ impl RtMirror {
     /// Maps a read: it goes to one leg through the target's own bio, so that it can be retried
     /// on another leg after an error or a timeout.
     pub(crate) fn map_read(&self, mut bio: MapBio<'_, Self>) -> Mapped {
-        if bio.bio().size() > 0 {
-            let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
-            if bytes < bio.bio().size() {
-                let bytes = bytes - bytes % self.logical_block_size.max(512);
-                let sectors = bytes >> kernel::block::SECTOR_SHIFT;
-                if sectors == 0 {
-                    return bio.kill();
-                }
-                bio.accept_partial(sectors);
-            }
+        if bio.bio().size() > 0 && !self.fit_one_leg_bio(&mut bio) {
+            return bio.kill();
         }
         let region = bio
             .target_sector()
@@ -202,18 +210,8 @@ impl RtMirror {
     /// Maps a write, flush, discard or write-zeroes.
     pub(crate) fn map_write(&self, mut bio: MapBio<'_, Self>) -> Mapped {
         let has_data = matches!(bio.bio().op(), ReqOp::Write) && bio.bio().size() > 0;
-        if has_data {
-            let (bytes, _) = bio.bio().fit_in_segments(BIO_MAX_VECS);
-            if bytes < bio.bio().size() {
-                // Too many small segments for one leg bio: take the whole logical blocks that
-                // fit now; device-mapper maps the rest in another call.
-                let bytes = bytes - bytes % self.logical_block_size.max(512);
-                let sectors = bytes >> kernel::block::SECTOR_SHIFT;
-                if sectors == 0 {
-                    return bio.kill();
-                }
-                bio.accept_partial(sectors);
-            }
+        if has_data && !self.fit_one_leg_bio(&mut bio) {
+            return bio.kill();
         }
         let region = if bio.bio().size() == 0 {
             NO_REGION
@@ -368,23 +366,22 @@ impl RtMirror {
     /// Every leg bio of `io` completed.
     fn legs_done(&self, io: IoRef<Self>) {
         let st = io.state();
-        let all_ok = st.legs_failed.load(Relaxed) == 0;
+        let mut shared = self.shared.lock();
         if st.region == NO_REGION {
-            {
-                // A flush a leg missed (it failed there, or the leg is out of service and its
-                // state not yet durable): acknowledged once the log records that leg as out
-                // of sync, like a write (rule 1).
-                let mut shared = self.shared.lock();
-                if let Some(generation) = shared.state.pending_leg_change() {
-                    st.generation.store(generation, Relaxed);
-                    shared.waiting_ack.push(io);
-                    // Kicked under the lock, see `start_write`.
-                    self.log_work.kick();
-                }
+            // A flush a leg missed (it failed there, or the leg is out of service and its state
+            // not yet durable): acknowledged once the log records that leg as out of sync,
+            // like a write (rule 1).
+            if let Some(generation) = shared.state.pending_leg_change() {
+                st.generation.store(generation, Relaxed);
+                shared.waiting_ack.push(io);
+                // Kicked under the lock, see `start_write`.
+                self.log_work.kick();
             }
+            // Dropping `io` (after the lock) acknowledges a flush that was not queued.
+            drop(shared);
             return;
         }
-        let mut shared = self.shared.lock();
+        let all_ok = st.legs_failed.load(Relaxed) == 0;
         let done = shared
             .regions()
             .and_then(|mut r| r.write_done(st.region, all_ok));

@@ -12,7 +12,6 @@
 
 use kernel::{
     alloc::flags::GFP_NOIO,
-    bindings,
     block::bio::PageBuf,
     device_mapper::TargetWorkFn,
     prelude::*,
@@ -23,7 +22,7 @@ use kernel::{
 };
 
 use crate::inflight::{
-    LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
+    now_ns, LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
 };
 use crate::status::LegState;
 use crate::{RtMirror, WATCHDOG_WORK};
@@ -44,8 +43,7 @@ impl TargetWorkFn<WATCHDOG_WORK> for RtMirror {
 }
 
 fn now_ms() -> i64 {
-    // SAFETY: `ktime_get` has no preconditions.
-    (unsafe { bindings::ktime_get() }) / 1_000_000
+    now_ns() / 1_000_000
 }
 
 impl RtMirror {
