@@ -33,7 +33,7 @@ s390x) s390=$RTMIRROR_CACHE/s390x-userland/root
 *) die "unknown arch $arch" ;;
 esac
 
-ko="$kbuild/rtmirror-module/dm_rtmirror/dm_rtmirror.ko"
+ko="$kbuild/rtmirror-module-$(checkout_key)/dm_rtmirror/dm_rtmirror.ko"
 [ -e "$ko" ] && cp "$ko" "$root/modules/"
 cp "$here"/qemu-tests/guest/*.sh "$root/scenarios/"
 cp "$here/qemu-tests/guest/init" "$root/init"

@@ -54,6 +54,9 @@ if [ ! -e "$out/.config-done" ]; then
 fi
 
 log "building $arch kernel ($mode)"
+# One kernel build at a time per build directory (several checkouts may share it).
+exec 9>"$out/.build-lock"
+flock 9
 if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
 	grep -E -B2 -A12 'error(\[|:)|Error [0-9]' "$out/build.log" | head -n 150 >&2
 	die "kernel build failed; full log in $out/build.log"
@@ -65,20 +68,22 @@ if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE -e "$ours"; then
 	die "warnings in our Rust code (see above)"
 fi
 [ -e "$out/$image" ] || die "kernel image $out/$image missing"
+flock -u 9
 
 if [ "$mode" = module ]; then
 	log "building rtmirror module for $arch"
-	mkdir -p "$out/rtmirror-module"
-	if ! kmake M="$here" MO="$out/rtmirror-module" modules >"$out/module.log" 2>&1; then
-		cat "$out/module.log" >&2
+	mo="$out/rtmirror-module-$(checkout_key)"
+	mkdir -p "$mo"
+	if ! kmake M="$here" MO="$mo" modules >"$mo/module.log" 2>&1; then
+		cat "$mo/module.log" >&2
 		die "module build failed"
 	fi
-	if grep -A3 -E '^(warning|error)' "$out/module.log" | grep -qE -e "$ours"; then
-		cat "$out/module.log" >&2
+	if grep -A3 -E '^(warning|error)' "$mo/module.log" | grep -qE -e "$ours"; then
+		cat "$mo/module.log" >&2
 		die "warnings building the rtmirror module"
 	fi
 	# objtool does not know every noreturn panic helper of this rustc; report, do not fail.
-	grep 'objtool' "$out/module.log" >&2 || true
-	[ -e "$out/rtmirror-module/dm_rtmirror/dm_rtmirror.ko" ] || die "module not built"
+	grep 'objtool' "$mo/module.log" >&2 || true
+	[ -e "$mo/dm_rtmirror/dm_rtmirror.ko" ] || die "module not built"
 fi
 echo "$out"

@@ -8,6 +8,6 @@ cd "$here"
 . scripts/lib.sh
 bash scripts/install-deps.sh
 out=$(bash scripts/build-kernel.sh x86_64 | tail -n 1)
-bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs.cpio.gz"
+bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"
 python3 qemu-tests/run.py --arch x86_64 --kernel "$out/arch/x86/boot/bzImage" \
-	--initrd "$out/initramfs.cpio.gz" --only leg_error --verbose
+	--initrd "$out/initramfs-$(checkout_key).cpio.gz" --only leg_error --verbose

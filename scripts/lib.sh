@@ -3,6 +3,9 @@ RTMIRROR_CACHE=${RTMIRROR_CACHE:-$HOME/.cache/dm-rtmirror}
 export RTMIRROR_CACHE CCACHE_DIR=${CCACHE_DIR:-$RTMIRROR_CACHE/ccache}
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+# Several checkouts share one kernel build; the module and guest image built from a checkout
+# live under a name keyed by its path, so they do not overwrite each other.
+checkout_key() { printf '%s' "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" | sha256sum | cut -c1-8; }
 
 # Extract Debian's linux-source-7.x (7.3 preferred) into the cache; print the tree's path.
 kernel_source_tree() {

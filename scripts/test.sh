@@ -56,7 +56,7 @@ for arch in $arches; do
 	fi
 	pass "$arch: kernel and module build"
 	case $arch in x86_64) image=$out/arch/x86/boot/bzImage ;; s390x) image=$out/arch/s390/boot/bzImage ;; esac
-	initrd=$out/initramfs.cpio.gz
+	initrd=$out/initramfs-$(checkout_key).cpio.gz
 	if ! bash scripts/build-initramfs.sh "$arch" "$out" "$initrd"; then failx "$arch: initramfs"; continue; fi
 	step "QEMU scenarios on $arch"
 	log=$(mktemp)
@@ -69,11 +69,11 @@ done
 if [[ " $arches " == *" x86_64 "* ]] && { [ -z "${RTMIRROR_ONLY:-}" ] || [[ ",$RTMIRROR_ONLY," == *",builtin_target,"* ]]; }; then
 	step "build x86_64 kernel with rtmirror built in"
 	if out=$(bash scripts/build-kernel.sh x86_64 builtin | tail -n 1) && [ -d "$out" ] &&
-		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs.cpio.gz"; then
+		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"; then
 		pass "x86_64: kernel build with CONFIG_DM_RTMIRROR=y"
 		log=$(mktemp)
 		python3 qemu-tests/run.py --arch x86_64 --kernel "$out/arch/x86/boot/bzImage" \
-			--initrd "$out/initramfs.cpio.gz" --only builtin_target | tee "$log"
+			--initrd "$out/initramfs-$(checkout_key).cpio.gz" --only builtin_target | tee "$log"
 		add_counts "$log" || failx "x86_64: scenario runner crashed (built-in)"
 		rm -f "$log"
 	else
