@@ -34,8 +34,10 @@ pub(crate) struct Shared {
     pub(crate) waiting_log: IoList<RtMirror>,
     /// Writes done on the legs, waiting for a log generation before they are acknowledged.
     pub(crate) waiting_ack: IoList<RtMirror>,
-    /// Writes to a region that a resync is copying.
+    /// Writes to a region that a resync is copying, or whose write counter is full.
     pub(crate) delayed: IoList<RtMirror>,
+    /// Delayed writes to start again (by the retry work).
+    pub(crate) restart: IoList<RtMirror>,
     /// Reads to retry on another leg.
     pub(crate) read_retry: IoList<RtMirror>,
     /// Leg that reads (and the resync) use while regions are out of sync; `None`: no leg is
@@ -55,6 +57,7 @@ impl Shared {
             waiting_log: IoList::new(),
             waiting_ack: IoList::new(),
             delayed: IoList::new(),
+            restart: IoList::new(),
             read_retry: IoList::new(),
             source: None,
         })
@@ -276,7 +279,9 @@ impl RtMirror {
             self.nr_regions,
             shared.source.map_or(-1, |s| s as i64)
         );
-        *self.shared.lock() = shared;
+        // The old state's memory may be vmalloc'ed: free it after the spinlock (irqs off).
+        let old = core::mem::replace(&mut *self.shared.lock(), shared);
+        drop(old);
         Ok(())
     }
 
@@ -286,10 +291,30 @@ impl RtMirror {
         loop {
             let mut shared = self.shared.lock();
             let uuid = shared.uuid;
-            let Ok(mut r) = shared.regions() else { return };
-            let Some(w) = r.take_log_write() else {
-                return;
+            let (w, clears) = {
+                let Ok(mut r) = shared.regions() else { return };
+                let Some(w) = r.take_log_write() else {
+                    return;
+                };
+                (w, r.snapshot_clears())
             };
+            // Regions are recorded clean only once every leg has on stable media the writes
+            // that made them clean: flush the legs first (as dm-raid1 does before a log write
+            // that clears bits). A leg whose flush fails is detached and this log write records
+            // that; if any leg did not flush, the regions stay dirty and are resynced.
+            let mut flushed = true;
+            if clears && !self.logs.is_empty() {
+                drop(shared);
+                flushed = self.flush_legs();
+                shared = self.shared.lock();
+            }
+            let Ok(mut r) = shared.regions() else { return };
+            if clears {
+                if !flushed {
+                    r.undo_snapshot_clears();
+                }
+                r.refresh_snapshot_legs();
+            }
             let header = r.snapshot_header(uuid, self.region_size, false);
             let encoded = log_format::encode(&header, r.snapshot(), &mut bufs.encoded);
             drop(shared);

@@ -745,6 +745,33 @@ impl<'a> Regions<'a> {
         self.st.in_flight.is_some() && self.st.snap_clears
     }
 
+    /// A leg could not flush before the log write in flight, which clears
+    /// regions: it keeps them dirty instead, and they are resynced (the leg
+    /// may have lost writes that made them clean).
+    pub fn undo_snapshot_clears(&mut self) {
+        if self.st.in_flight.is_none() || !self.st.snap_clears {
+            return;
+        }
+        let words = self
+            .durable
+            .iter()
+            .zip(self.snapshot.iter_mut())
+            .zip(self.image.iter_mut())
+            .zip(self.resync.iter_mut())
+            .zip(self.candidate.iter_mut());
+        let mut added = 0u64;
+        for ((((d, snap), img), rs), cand) in words {
+            let cleared = *d & !*snap;
+            *snap |= cleared;
+            *img |= cleared;
+            added = added.saturating_add(u64::from((cleared & !*rs).count_ones()));
+            *rs |= cleared;
+            *cand &= !cleared;
+        }
+        self.st.out_of_sync = self.st.out_of_sync.saturating_add(added);
+        self.st.snap_clears = false;
+    }
+
     /// Takes the current leg states into the log write in flight (a leg
     /// whose flush failed after the snapshot is recorded out of sync by
     /// this very write). Legs that left sync since are stale from this
@@ -755,7 +782,12 @@ impl<'a> Regions<'a> {
         }
         let gen = self.st.issued_gen;
         self.st.snap_legs = self.st.legs;
-        for (d, &s) in self.st.snap_stale.iter_mut().zip(self.st.stale_since.iter()) {
+        for (d, &s) in self
+            .st
+            .snap_stale
+            .iter_mut()
+            .zip(self.st.stale_since.iter())
+        {
             *d = s.min(gen);
         }
         if self.st.leg_change_gen > gen {

@@ -177,3 +177,24 @@ fn timeout_keeps_the_last_in_sync_leg() {
     let legs = [LegState::Degraded, LegState::InSync, LegState::Split];
     assert!(!timeout_may_suspend(&legs, 1));
 }
+
+/// A leg that cannot flush before a log write that clears regions: they stay dirty and are
+/// resynced.
+#[test]
+fn failed_flush_keeps_regions_dirty() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(4);
+    assert_eq!(m.r().write_done(4, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().clean_batch(u64::MAX), 1);
+    let w = m.r().take_log_write().unwrap();
+    assert!(m.r().snapshot_clears());
+    m.r().undo_snapshot_clears();
+    assert!(!m.r().snapshot_clears());
+    m.r().log_written(w.generation, w.copies).unwrap();
+    assert!(m.r().is_durably_dirty(4));
+    assert!(m.r().needs_resync(4));
+    assert_eq!(m.r().state().out_of_sync_regions(), 1);
+    assert_eq!(m.r().resync_begin(4), Ok(ResyncClaim::Claimed));
+    assert_eq!(m.r().resync_end(4, true), Ok(true));
+    assert_eq!(m.r().state().out_of_sync_regions(), 0);
+}
