@@ -394,7 +394,9 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--label", default="", help="name printed before each scenario (default: arch)")
     args = ap.parse_args()
+    label = args.label or args.arch
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]
     names += [n for n in PHASED if args.arch in PHASED[n][3]]
     if args.only:
@@ -410,14 +412,14 @@ def main():
         dt = time.time() - t0
         if errors:
             failed += 1
-            print("FAIL %s/%s (%.0fs)" % (args.arch, name, dt))
+            print("FAIL %s/%s (%.0fs)" % (label, name, dt))
             for e in errors[:20]:
                 print("    " + e)
             print("    console logs: %s" % os.path.join(root, name))
             args.keep = True
         else:
             passed += 1
-            print("PASS %s/%s (%.0fs)" % (args.arch, name, dt))
+            print("PASS %s/%s (%.0fs)" % (label, name, dt))
         sys.stdout.flush()
     stop_all()
     if not args.keep:

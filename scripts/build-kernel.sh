@@ -3,9 +3,11 @@
 # then the rtmirror module against it. Outputs live in a cache outside the clone, keyed by
 # kernel version, architecture and config, so a second run is incremental.
 #
-# usage: build-kernel.sh <x86_64|s390x> [module|builtin]
+# usage: build-kernel.sh <x86_64|s390x> [module|builtin|debug]
 #   module  (default): CONFIG_DM_RTMIRROR=n in the kernel, rtmirror built out of tree (Kbuild)
 #   builtin: CONFIG_DM_RTMIRROR=y, rtmirror compiled into the kernel image
+#   debug:   like module, plus lock, atomic-sleep, list, object and memory checking
+#            (qemu-tests/kconfig/<arch>-debug.config)
 # Prints the build directory on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +22,12 @@ s390x) karch=s390; cross=s390x-linux-gnu-; image=arch/s390/boot/bzImage
 	fragments=("$here/qemu-tests/kconfig/common.config" "$here/s390x-configs/s390x.config") ;;
 *) die "unknown architecture '$arch' (x86_64 or s390x)" ;;
 esac
-case $mode in module | builtin) ;; *) die "unknown mode '$mode' (module or builtin)" ;; esac
+case $mode in
+module | builtin) ;;
+debug) [ -e "$here/qemu-tests/kconfig/$arch-debug.config" ] || die "no debug config for $arch"
+	fragments+=("$here/qemu-tests/kconfig/$arch-debug.config") ;;
+*) die "unknown mode '$mode' (module, builtin or debug)" ;;
+esac
 
 src=$(kernel_source_tree)
 apply_rust_abstractions "$src"
@@ -70,7 +77,7 @@ fi
 [ -e "$out/$image" ] || die "kernel image $out/$image missing"
 flock -u 9
 
-if [ "$mode" = module ]; then
+if [ "$mode" != builtin ]; then
 	log "building rtmirror module for $arch"
 	mo="$out/rtmirror-module-$(checkout_key)"
 	mkdir -p "$mo"

@@ -81,6 +81,24 @@ if [[ " $arches " == *" x86_64 "* ]] && { [ -z "${RTMIRROR_ONLY:-}" ] || [[ ",$R
 	fi
 fi
 
+# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object and
+# memory checking: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0 skips this stage).
+if [[ " $arches " == *" x86_64 "* ]] && [ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ]; then
+	step "build x86_64 debug kernel and module"
+	if out=$(bash scripts/build-kernel.sh x86_64 debug | tail -n 1) && [ -d "$out" ] &&
+		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"; then
+		pass "x86_64: debug kernel and module build"
+		step "QEMU scenarios on the x86_64 debug kernel"
+		log=$(mktemp)
+		python3 qemu-tests/run.py --arch x86_64 --label x86_64-debug --kernel "$out/arch/x86/boot/bzImage" \
+			--initrd "$out/initramfs-$(checkout_key).cpio.gz" ${RTMIRROR_ONLY:+--only "$RTMIRROR_ONLY"} | tee "$log"
+		add_counts "$log" || failx "x86_64-debug: scenario runner crashed"
+		rm -f "$log"
+	else
+		failx "x86_64: debug kernel and module build"
+	fi
+fi
+
 step "done"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
