@@ -712,8 +712,9 @@ class FaultServer:
             conns = list(self.conns)
             for c in conns:
                 c.cut = True
-            dead = [r for r in self.held if r.conn.cut]
-            self.held = [r for r in self.held if not r.conn.cut]
+            # held requests of these and of connections already gone
+            dead = [r for r in self.held if r.conn.cut or r.conn.closed]
+            self.held = [r for r in self.held if r not in dead]
             while self.executing:
                 self.exec_cv.wait()
         for c in conns:
