@@ -217,8 +217,7 @@ def note_log_at_cut(disks):
 
 def note_log_heal_all(disks):
     note_log_at_cut(disks)
-    for d in disks:
-        d.heal()
+    heal_all(disks)
 
 
 def check_clean_after_write(results, disks, errors):
@@ -378,6 +377,16 @@ def corrupt_log_copy0(disks):
     disks[2].write_backing(2000, b"\xa5" * 32)
 
 
+def heal_all(disks):
+    for d in disks:
+        d.heal()
+
+
+def heal_corrupt_log_copy0(disks):
+    heal_all(disks)
+    corrupt_log_copy0(disks)
+
+
 def check_log_copy_error(res, disks, errors):
     if disks[2].stats().get("errors", 0) < 1:
         errors.append("the failing log copy's backend counted no errors")
@@ -476,12 +485,13 @@ SCENARIOS = {
 # Scenarios of several boots on the same disks: (disk sizes in MiB, guest scripts per boot,
 # host check on the list of results, architectures, host action before each later boot).
 PHASED = {
-    "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL, None),
+    "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL,
+                     heal_all),
     "degraded_powercut": ([64, 64, 1, 1], ["degraded_powercut_1", "degraded_powercut_2"],
                           check_degraded_powercut, ("x86_64",), lambda disks: disks[1].heal()),
     "log_corrupt_copy": ([64, 64, 1, 1], ["powercut_1", "powercut_2"],
                          lambda r, d, e: check_powercut(r, d, e, corrupted=True),
-                         ("x86_64",), corrupt_log_copy0),
+                         ("x86_64",), heal_corrupt_log_copy0),
     # Expected to fail until the target flushes the legs before a log write that clears bits.
     "clean_after_write_powercut": ([64, 64, 1, 1], ["clean_after_write_powercut_1",
                                                     "clean_after_write_powercut_2"],

@@ -226,6 +226,25 @@ def cache_tests(work):
               blocks_of(c, 524288, 4, b"\x81", Z) == [1, 0, 0, 0]
               and c.stats()["held"] == 0, r)
 
+        # --- hang flush: the write before it is cached, the FLUSH held
+        c.hang("flush")
+        p = subprocess.Popen(["qemu-io", "-f", "raw", "-t", "writeback",
+                              "-c", "write -P 0x83 573440 4096", "-c",
+                              "flush", url(c)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        s = wait_held(c, 1)
+        check("cache: hang flush holds the FLUSH, the write is cached",
+              s["held"] == 1 and s["cached"] == 1 and p.poll() is None
+              and c.read_backing(573440, K) == Z * K, s)
+        r = c.powercut("random", 1)
+        p.wait(20)
+        c.heal()
+        want = model_random(1, [(573440, K)])[0]
+        check("cache: power cut with the FLUSH held: the write as the seed "
+              "says", r["held_dropped"] == 1 and r["writes"] == 1 and
+              blocks_of(c, 573440, 1, b"\x83", Z) == want, "%s %s" % (
+                  r, want))
+
         # --- requests of a cut connection are never executed
         c.hang("all")
         p = subprocess.Popen(["qemu-io", "-f", "raw", "-t", "writeback", "-c",

@@ -142,7 +142,8 @@ class FaultDisk:
         return self.command("error %s" % kind)
 
     def hang(self, kind="all"):
-        """kind: all (every request) | write (WRITE, WRITE_ZEROES, TRIM)"""
+        """kind: all (every request) | write (WRITE, WRITE_ZEROES, TRIM) |
+        flush (FLUSH only)"""
         return self.command("hang %s" % kind)
 
     def apply_partial(self, nbytes):

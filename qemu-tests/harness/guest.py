@@ -9,7 +9,7 @@ Guest <-> host protocol on the serial console (one line each):
 
 Default handler commands (disk index i is 0-based in the `disks` list;
 "all" or a list "i,j" is accepted instead of i for every command but stats):
-    hang i [all|write] | release i | fail-held i | error i read|write|all|off
+    hang i [all|write|flush] | release i | fail-held i | error i read|write|all|off
     delay i ms | bandwidth i bps | heal i | stats i | reset-stats i
     cache i on|off | writeback i | apply-partial i bytes
     wait-held i n      wait (at most 120 s) until each disk holds >= n requests

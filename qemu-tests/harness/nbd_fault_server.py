@@ -8,9 +8,11 @@ accepts a line protocol that changes fault state at run time:
     error read|write|all|off   fail matching requests with EIO (file untouched)
                                read  = READ
                                write = WRITE / WRITE_ZEROES / TRIM / FLUSH
-    hang [all|write]           hold every request not yet executed (all, the
+    hang [all|write|flush]     hold every request not yet executed (all, the
                                default), or only WRITE / WRITE_ZEROES / TRIM
-                               (write: reads and FLUSHes go on)
+                               (write: reads and FLUSHes go on), or only
+                               FLUSH (flush: a power cut then finds the
+                               writes before it still in the cache)
     release                    execute held requests in arrival order, answer
                                them, and let new requests flow again
     fail-held                  answer all held requests with EIO (not executed)
@@ -521,8 +523,13 @@ class FaultServer:
         """Called with self.lock held."""
         if self.draining:
             return True
-        return self.hanging and (self.hang_kind == "all"
-                                 or req.cmd in DATA_WRITE_CMDS)
+        if not self.hanging:
+            return False
+        if self.hang_kind == "write":
+            return req.cmd in DATA_WRITE_CMDS
+        if self.hang_kind == "flush":
+            return req.cmd == CMD_FLUSH
+        return True
 
     def submit(self, req):
         with self.lock:
@@ -814,8 +821,8 @@ class FaultServer:
                 return "ok error=%s" % args[0]
             if c == "hang":
                 kind = args[0] if args else "all"
-                if len(args) > 1 or kind not in ("all", "write"):
-                    return "err usage: hang [all|write]"
+                if len(args) > 1 or kind not in ("all", "write", "flush"):
+                    return "err usage: hang [all|write|flush]"
                 with self.lock:
                     self.hanging = True
                     self.hang_kind = kind
