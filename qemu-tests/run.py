@@ -250,11 +250,14 @@ def check_clean_after_write(results, disks, errors):
                                              % (l["generation"], l["dirty"] or "none")
                                              if "dirty" in l else l.get("error"))
             for i, l in enumerate(at_cut))
-        clean = [r for r in diff if all("dirty" in l and r not in l["dirty"] for l in at_cut)]
+        if all("dirty" in l for l in at_cut):
+            clean = [r for r in diff if all(r not in l["dirty"] for l in at_cut)]
+            verdict = "the log called %s clean" % (clean or "none of them")
+        else:
+            verdict = "the log was not decoded"
         errors.append("legs differ after activation + resync in regions %s (written: %s); "
-                      "the log called %s clean (%s)" % (
-                          diff, sorted({b * 65536 // region_bytes for b in written}),
-                          clean or "none of them", said))
+                      "%s (%s)" % (diff, sorted({b * 65536 // region_bytes for b in written}),
+                                   verdict, said))
 
 
 def check_log_torn_both(results, disks, errors):
