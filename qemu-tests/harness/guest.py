@@ -12,7 +12,8 @@ Default handler commands (disk index i is 0-based in the `disks` list;
     hang i [all|write|flush] | release i | fail-held i | error i read|write|all|off
     delay i ms | bandwidth i bps | heal i | stats i | reset-stats i
     cache i on|off | writeback i | apply-partial i bytes
-    wait-held i n      wait (at most 120 s) until each disk holds >= n requests
+    wait-held i n [any]  wait (at most 120 s) until each disk (any: one of them)
+                       holds >= n requests
     sleep s | ping | powercut
 "powercut" only SIGKILLs QEMU; what the backends' volatile caches lose is
 decided by the caller afterwards (FaultDisk.powercut, see run.py).
@@ -319,10 +320,11 @@ class Guest:
                     for d in self._disk_targets(args[0]))
             if c == "wait-held":
                 disks, n = self._disk_targets(args[0]), int(args[1])
+                enough = max if args[2:] == ["any"] else min
                 deadline = time.monotonic() + 120
                 while True:
                     held = [d.stats().get("held", 0) for d in disks]
-                    if min(held) >= n:
+                    if enough(held) >= n:
                         return "ok held=%s" % ",".join(map(str, held))
                     if time.monotonic() > deadline:
                         return "err held=%s after 120 s" % ",".join(
