@@ -138,8 +138,8 @@ def cache_tests(work):
         r = c.powercut("all")
         check("cache: powercut all loses the unflushed write",
               c.read_backing(65536, 8192) == Z * 8192 and r["writes"] == 1
-              and r["lost"] == 2 and r["kept"] == 0 and c.stats()["cached"] == 0,
-              r)
+              and r["lost"] == 2 and r["kept"] == 0
+              and c.stats()["cached"] == 0, r)
         check("cache: flushed write survives the power cut",
               c.read_backing(0, 8192) == b"\x61" * 8192)
         ok, out = qcut(c, "read -P 0 65536 8192", "read -P 0x61 0 8192")

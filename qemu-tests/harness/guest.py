@@ -9,11 +9,12 @@ Guest <-> host protocol on the serial console (one line each):
 
 Default handler commands (disk index i is 0-based in the `disks` list;
 "all" or a list "i,j" is accepted instead of i for every command but stats):
-    hang i [all|write|flush] | release i | fail-held i | error i read|write|all|off
+    hang i [all|write|flush] | release i | fail-held i
+    error i read|write|all|off
     delay i ms | bandwidth i bps | heal i | stats i | reset-stats i
     cache i on|off | writeback i | apply-partial i bytes
-    wait-held i n [any]  wait (at most 120 s) until each disk (any: one of them)
-                       holds >= n requests
+    wait-held i n [any]  wait (at most 120 s) until each disk (any: one of
+                       them) holds >= n requests
     sleep s | ping | powercut
 "powercut" only SIGKILLs QEMU; what the backends' volatile caches lose is
 decided by the caller afterwards (FaultDisk.powercut, see run.py).
