@@ -7,13 +7,21 @@ reported (@@RESULT/@@FAIL), the console for kernel warnings, and the backing
 files and backend counters directly.
 
 usage: run.py --arch x86_64 --kernel bzImage --initrd initramfs.cpio.gz [--only a,b] [--keep]
+              [--seed N]
 Ends with a line "N passed, N failed".
+
+Power cuts (POWERCUT below): the backends of those scenarios run with a volatile write cache;
+when the guest asks for a power cut the host SIGKILLs QEMU and then tells each backend what its
+cache loses. With "random" the choice is seeded: the seed is printed with the result, and
+--seed N replays the same choice (for the same cached writes).
 """
 import argparse
 import hashlib
 import os
+import random
 import re
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -36,6 +44,61 @@ def files_identical(a, b):
                 return False
             if not x:
                 return True
+
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    t = CRC32C_TABLE
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def decode_log_v1(data):
+    """A log copy in format v1 (docs/log-format.md): dict(version, generation, nr_regions,
+    legs, dirty=[regions]) if valid; dict(version, error) if not (torn, corrupt, or another
+    version, which this decoder does not know)."""
+    if data[:8] != b"RTMIRLOG":
+        return dict(version=None, error="no magic")
+    version, hlen = struct.unpack_from("<II", data, 8)
+    if version != 1:
+        return dict(version=version, error="version %d not decoded" % version)
+    gen, _, nr = struct.unpack_from("<QQQ", data, 32)
+    if hlen != 4096 or not 1 <= nr <= 1 << 32:
+        return dict(version=1, error="bad header")
+    total = 4096 + -(-((nr + 7) // 8) // 4096) * 4096
+    copy = bytearray(data[:total])
+    if len(copy) < total:
+        return dict(version=1, error="short")
+    (stored,) = struct.unpack_from("<I", copy, 60)
+    copy[60:64] = bytes(4)
+    if crc32c(copy) != stored:
+        return dict(version=1, generation=gen, error="checksum mismatch (torn or corrupt)")
+    legs = copy[64:64 + copy[56]].decode(errors="replace")
+    dirty = [r for r in range(nr) if copy[4096 + r // 8] >> (r % 8) & 1]
+    return dict(version=1, generation=gen, nr_regions=nr, legs=legs, dirty=dirty)
+
+
+def log_state(disk):
+    """The log copy on `disk`'s backing file (the media, not the cache), as one line."""
+    d = decode_log_v1(disk.read_backing(0, 1 << 20))
+    if "error" in d:
+        return "version=%s gen=%s invalid: %s" % (d["version"], d.get("generation"), d["error"])
+    return "version=1 gen=%d legs=%s dirty=%d regions=%s" % (
+        d["generation"], d["legs"], len(d["dirty"]), ",".join(map(str, d["dirty"][:40])) or "-")
 
 
 def check_pattern(res, disks, errors):
@@ -131,6 +194,98 @@ def check_degraded_powercut(results, disks, errors):
     print("    %s; regions copied %s" % (r2.result("activation"), r2.result("regions_copied")))
 
 
+def regions_differing(a, b, region_bytes):
+    """Regions (of region_bytes) in which the backing files of disks a and b differ."""
+    out = []
+    with open(a.file, "rb") as fa, open(b.file, "rb") as fb:
+        r = 0
+        while True:
+            x, y = fa.read(region_bytes), fb.read(region_bytes)
+            if not x and not y:
+                return out
+            if x != y:
+                out.append(r)
+            r += 1
+
+
+def note_log_at_cut(disks):
+    """Between the boots: record what the log copies hold after the power cut."""
+    for d in disks[2:4]:
+        d.log_at_cut = decode_log_v1(d.read_backing(0, 1 << 20))
+        print("    %s after the cut: %s" % (d.name, log_state(d)))
+
+
+def note_log_heal_all(disks):
+    note_log_at_cut(disks)
+    heal_all(disks)
+
+
+def check_clean_after_write(results, disks, errors):
+    """Regions written without a flush, cleaned lazily in the log, power cut with leg 1's cache
+    losing every unflushed write (leg 0 writes through): after activation and resync the legs
+    must be identical; where they differ, the log called the region clean."""
+    r1, r2 = results
+    if not r1.killed:
+        errors.append("phase 1 was not cut off by a power cut")
+    region_bytes = 1024 * 512
+    written = {}
+    for v in r1.results.get("written", []):
+        blk, md5 = v.split()
+        written[int(blk)] = md5
+    if len(written) < 6:
+        errors.append("phase 1 reported %d writes, expected 6" % len(written))
+    for blk, md5 in sorted(written.items()):
+        # Leg 0's backend has no volatile cache: what the target wrote is on its media.
+        if md5_backing(disks[0], blk * 65536, 65536) != md5:
+            errors.append("leg 0 (write-through) lacks the write at 64 KiB block %d: the "
+                          "scenario's premise does not hold" % blk)
+    cut = getattr(disks[1], "cut_report", {})
+    print("    leg 1's cache at the cut: %s writes, %s 4 KiB pieces lost; activation: %s"
+          % (cut.get("writes"), cut.get("lost"), r2.result("activation_log")))
+    diff = regions_differing(disks[0], disks[1], region_bytes)
+    if diff:
+        at_cut = [getattr(d, "log_at_cut", {}) for d in disks[2:4]]
+        said = "; ".join(
+            "log copy %d at the cut: %s" % (i, "generation %d, dirty regions %s"
+                                             % (l["generation"], l["dirty"] or "none")
+                                             if "dirty" in l else l.get("error"))
+            for i, l in enumerate(at_cut))
+        if all("dirty" in l for l in at_cut):
+            clean = [r for r in diff if all(r not in l["dirty"] for l in at_cut)]
+            verdict = "the log called %s clean" % (clean or "none of them")
+        else:
+            verdict = "the log was not decoded"
+        errors.append("legs differ after activation + resync in regions %s (written: %s); "
+                      "%s (%s)" % (diff, sorted({b * 65536 // region_bytes for b in written}),
+                                   verdict, said))
+
+
+def check_log_torn_both(results, disks, errors):
+    """Leg 0 Degraded, writes acknowledged on leg 1, then one log write torn on both copies and
+    the power cut: every acknowledged write must read back through the mirror and be on leg 1
+    (and, after the resync, on both legs)."""
+    r1, r2 = results
+    if not r1.killed:
+        errors.append("phase 1 was not cut off by a power cut")
+    torn = r1.result("torn", "")
+    if torn.count("applied=1") != 2:
+        errors.append("the log write was not torn on both copies: %r" % torn)
+    print("    before the tear: %s; activation: %s" % (r1.result("status_before_tear"),
+                                                       r2.result("activation")))
+    for key, off, size in (("acked_a", 4, 1), ("acked_b", 20, 2)):
+        want = r1.result(key)
+        if not want:
+            errors.append("phase 1 reported no %s" % key)
+            continue
+        got = r2.result(key.replace("acked", "mirror"))
+        if got != want:
+            errors.append("the mirror reads %s at %d MiB, not the %d MiB written and "
+                          "acknowledged (flushed) before the cut: %s" % (got, off, size, want))
+        if md5_backing(disks[1], off * MiB, size * MiB) != want:
+            errors.append("leg 1 (d1) lacks the write acknowledged at %d MiB" % off)
+    check_identical(r2, disks, errors)
+
+
 def check_timeout_cost(res, disks, errors):
     vals = {k: int(res.result(k, "0")) for k in (
         "write_cs_no_timeout", "write_cs_timeout", "read_cs_no_timeout", "read_cs_timeout")}
@@ -223,6 +378,16 @@ def corrupt_log_copy0(disks):
     if header[:8] != b"RTMIRLOG":
         raise RuntimeError("log copy 0 holds no log before the corruption: %r" % header[:8])
     disks[2].write_backing(2000, b"\xa5" * 32)
+
+
+def heal_all(disks):
+    for d in disks:
+        d.heal()
+
+
+def heal_corrupt_log_copy0(disks):
+    heal_all(disks)
+    corrupt_log_copy0(disks)
 
 
 def check_log_copy_error(res, disks, errors):
@@ -326,22 +491,70 @@ SCENARIOS = {
 # Scenarios of several boots on the same disks: (disk sizes in MiB, guest scripts per boot,
 # host check on the list of results, architectures, host action before each later boot).
 PHASED = {
-    "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL, None),
+    "log_powercut": ([64, 64, 1, 1], ["powercut_1", "powercut_2"], check_powercut, ALL,
+                     heal_all),
     "degraded_powercut": ([64, 64, 1, 1], ["degraded_powercut_1", "degraded_powercut_2"],
                           check_degraded_powercut, ("x86_64",), lambda disks: disks[1].heal()),
     "log_corrupt_copy": ([64, 64, 1, 1], ["powercut_1", "powercut_2"],
                          lambda r, d, e: check_powercut(r, d, e, corrupted=True),
-                         ("x86_64",), corrupt_log_copy0),
+                         ("x86_64",), heal_corrupt_log_copy0),
+    # Expected to fail until the target flushes the legs before a log write that clears bits.
+    "clean_after_write_powercut": ([64, 64, 1, 1], ["clean_after_write_powercut_1",
+                                                    "clean_after_write_powercut_2"],
+                                   check_clean_after_write, ("x86_64",), note_log_at_cut),
+    # Expected to fail with log format v1 (one slot per copy: both copies torn = log lost).
+    "log_torn_both": ([64, 64, 1, 1], ["log_torn_both_1", "log_torn_both_2"],
+                      check_log_torn_both, ("x86_64",), note_log_heal_all),
+}
+
+# Scenarios whose backends have a volatile write cache, and what each disk's cache loses at a
+# power cut: "random" (a seeded subset, 4 KiB pieces), "all", "none", or "off" (no cache:
+# the disk writes through).
+POWERCUT = {
+    "log_powercut": ("random",) * 4,
+    "degraded_powercut": ("random",) * 4,
+    # The log copies write through: the scenario is about copy 0 corrupted, copy 1 intact.
+    "log_corrupt_copy": ("random", "random", "off", "off"),
+    # Leg 0 writes through, leg 1 loses every unflushed write: legs differ exactly where the
+    # target wrote without a flush.
+    "clean_after_write_powercut": ("off", "all", "all", "all"),
+    "log_torn_both": ("random",) * 4,
 }
 
 # Host preparation of the disks before the first boot.
 PREPARE = {"full_resync": fill_leg0}
 
 
+def host_handler(disks):
+    """Host commands of the scenarios beyond Guest.default_handler."""
+    def handler(words):
+        if words[:1] == ["log-state"]:
+            return "ok " + log_state(disks[int(words[1])])
+        return None
+    return handler
+
+
+def power_cut_backends(disks, modes, seed, cut):
+    """After QEMU was killed: each backend's cache loses what its mode says. The seed of disk i
+    at the cut-th power cut of a scenario is seed * 100 + cut * 10 + i."""
+    out = []
+    for i, (d, mode) in enumerate(zip(disks, modes)):
+        if mode == "random":
+            r = d.powercut("random", seed * 100 + cut * 10 + i)
+            desc = "random(%d)" % (seed * 100 + cut * 10 + i)
+        else:
+            r = d.powercut("all" if mode == "off" else mode)
+            desc = mode
+        d.cut_report = r
+        out.append("%s %s: %d writes cached, %d kept %d lost (4 KiB pieces), %d held dropped"
+                   % (d.name, desc, r["writes"], r["kept"], r["lost"], r["held_dropped"]))
+    print("    power cut %d: %s" % (cut, "; ".join(out)))
+
+
 def boot(args, disks, work, script, errors, expect_kill=False):
     g = Guest(args.arch, args.kernel, args.initrd, disks,
               append="rtm.scenario=%s loglevel=4 %s" % (script, args.append),
-              timeout_s=args.timeout,
+              timeout_s=args.timeout, handler=host_handler(disks),
               workdir=work, name=script, echo=args.verbose)
     res = g.run()
     errors += ["guest %s: %s" % (script, f) for f in res.fails]
@@ -355,7 +568,7 @@ def boot(args, disks, work, script, errors, expect_kill=False):
     return res
 
 
-def run_one(name, args, root):
+def run_one(name, args, root, seed):
     if name in PHASED:
         sizes, scripts, check, _, between = PHASED[name]
     else:
@@ -365,15 +578,26 @@ def run_one(name, args, root):
     os.makedirs(work, exist_ok=True)
     disks = [FaultDisk(work, "d%d" % i, s * MiB) for i, s in enumerate(sizes)]
     errors = []
+    modes = POWERCUT.get(name)
     try:
         if name in PREPARE:
             PREPARE[name](disks)
+        for d, mode in zip(disks, modes or ()):
+            d.cache(mode != "off")
         results = []
+        cuts = 0
         for i, script in enumerate(scripts):
             if i > 0 and between:
                 between(disks)
             last = i == len(scripts) - 1
             results.append(boot(args, disks, work, script, errors, expect_kill=not last))
+            if modes and results[-1].killed:
+                cuts += 1
+                power_cut_backends(disks, modes, seed, cuts)
+            elif modes:
+                # An orderly end: the disks write their caches back.
+                for d in disks:
+                    d.writeback()
             if errors:
                 break
         if not errors:
@@ -395,8 +619,11 @@ def main():
     ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--label", default="", help="name printed before each scenario (default: arch)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seed of the power cuts' cache losses (default: random, printed)")
     args = ap.parse_args()
     label = args.label or args.arch
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1000000)
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]
     names += [n for n in PHASED if args.arch in PHASED[n][3]]
     if args.only:
@@ -406,20 +633,24 @@ def main():
     for name in names:
         t0 = time.time()
         try:
-            errors, res = run_one(name, args, root)
+            errors, res = run_one(name, args, root, seed)
         except Exception as e:  # a harness failure is a test failure, not a crash
             errors, res = ["harness: %r" % e], None
         dt = time.time() - t0
+        seeded = " seed %d" % seed if name in POWERCUT else ""
         if errors:
             failed += 1
-            print("FAIL %s/%s (%.0fs)" % (label, name, dt))
+            print("FAIL %s/%s (%.0fs)%s" % (label, name, dt, seeded))
             for e in errors[:20]:
                 print("    " + e)
             print("    console logs: %s" % os.path.join(root, name))
+            if seeded:
+                print("    replay: python3 qemu-tests/run.py --arch %s --kernel %s --initrd %s "
+                      "--only %s --seed %d" % (args.arch, args.kernel, args.initrd, name, seed))
             args.keep = True
         else:
             passed += 1
-            print("PASS %s/%s (%.0fs)" % (label, name, dt))
+            print("PASS %s/%s (%.0fs)%s" % (label, name, dt, seeded))
         sys.stdout.flush()
     stop_all()
     if not args.keep:

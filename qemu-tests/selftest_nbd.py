@@ -5,6 +5,7 @@ Usage: selftest_nbd.py [-v] [--keep]
 """
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,226 @@ def qio(d, *cmds, timeout=60, image_opts=False):
 def qio_ok(rc, out):
     # qemu-io exits 0 even for some failed commands; look at the text too
     return rc == 0 and "error" not in out.lower() and "fail" not in out.lower()
+
+
+def qcut(d, *cmds):
+    """qemu-io in writeback mode (writes without FUA), SIGKILLed after the
+    commands so that it never sends the FLUSH it sends when it closes.
+    Returns (ok, output)."""
+    args = ["qemu-io", "-f", "raw", "-t", "writeback"]
+    for c in cmds + ("sigraise 9",):
+        args += ["-c", c]
+    args.append(url(d))
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    out = p.stdout.decode(errors="replace")
+    if VERBOSE:
+        print("  $ %s\n  rc=%d %s" % (" ".join(args), p.returncode,
+                                      out.strip().replace("\n", "\n  ")))
+    return (p.returncode == -9 and "error" not in out.lower()
+            and "fail" not in out.lower()), out
+
+
+def wait_held(d, n, seconds=20):
+    """Wait until d holds at least n requests; returns its stats."""
+    deadline = time.monotonic() + seconds
+    while True:
+        s = d.stats()
+        if s["held"] >= n or time.monotonic() > deadline:
+            return s
+        time.sleep(0.1)
+
+
+def blocks_of(d, offset, nblocks, new, old):
+    """Per 4 KiB block of the backing file: 1 = all `new` bytes, 0 = all `old`
+    bytes, None = anything else (torn inside a block)."""
+    out = []
+    for i in range(nblocks):
+        b = d.read_backing(offset + i * 4096, 4096)
+        out.append(1 if b == new * 4096 else 0 if b == old * 4096 else None)
+    return out
+
+
+def model_random(seed, writes):
+    """Which 4 KiB pieces the server keeps for cached `writes` [(offset,
+    length)] in arrival order at "powercut random seed": list per write."""
+    rng = random.Random(seed)
+    out = []
+    for off, length in writes:
+        keep = []
+        pos, end = off, off + length
+        while pos < end:
+            nxt = min(end, (pos // 4096 + 1) * 4096)
+            keep.append(1 if rng.random() < 0.5 else 0)
+            pos = nxt
+        out.append(keep)
+    return out
+
+
+def cache_tests(work):
+    """The volatile write cache (cache on, powercut, apply-partial)."""
+    K = 4096
+    Z = b"\0"
+    c = FaultDisk(work, "c0", 4 << 20)
+    try:
+        c.cache(True)
+        check("cache: stats show the cache on", c.stats()["cache"] == "on",
+              c.stats())
+
+        # --- flushed data survives, unflushed data is lost ("all")
+        ok, out = qcut(c, "write -P 0x61 0 8192", "flush",
+                       "write -P 0x62 65536 8192")
+        s = c.stats()
+        check("cache: writes before the FLUSH on the backing file",
+              ok and c.read_backing(0, 8192) == b"\x61" * 8192, out)
+        check("cache: unflushed write only in the cache",
+              c.read_backing(65536, 8192) == Z * 8192 and s["cached"] == 1
+              and s["cached_bytes"] == 8192, s)
+        ok, out = qcut(c, "read -P 0x62 65536 8192", "read -P 0x61 0 8192")
+        check("cache: reads see the cached write", ok, out)
+        r = c.powercut("all")
+        check("cache: powercut all loses the unflushed write",
+              c.read_backing(65536, 8192) == Z * 8192 and r["writes"] == 1
+              and r["lost"] == 2 and r["kept"] == 0
+              and c.stats()["cached"] == 0, r)
+        check("cache: flushed write survives the power cut",
+              c.read_backing(0, 8192) == b"\x61" * 8192)
+        ok, out = qcut(c, "read -P 0 65536 8192", "read -P 0x61 0 8192")
+        check("cache: after the cut a new client reads what the media holds",
+              ok, out)
+
+        # --- FUA write survives; it supersedes cached bytes it overlaps
+        c.reset_stats()
+        ok, out = qcut(c, "write -P 0x63 131072 8192",
+                       "write -f -P 0x64 135168 4096")
+        s = c.stats()
+        check("cache: FUA write on the backing file at once",
+              ok and c.read_backing(135168, K) == b"\x64" * K and s["fua"] == 1
+              and c.read_backing(131072, K) == Z * K, "%s %s" % (s, out))
+        r = c.powercut("all")
+        check("cache: FUA write survives powercut all, the cached one not",
+              c.read_backing(135168, K) == b"\x64" * K
+              and c.read_backing(131072, K) == Z * K and r["lost"] == 1, r)
+        ok, out = qcut(c, "write -P 0x65 196608 8192",
+                       "write -f -P 0x66 200704 4096")
+        r = c.powercut("none")
+        check("cache: powercut none keeps the cached write, FUA data stays "
+              "newer", c.read_backing(196608, K) == b"\x65" * K
+              and c.read_backing(200704, K) == b"\x66" * K
+              and r["writes"] == 1 and r["kept"] == 1 and r["lost"] == 0, r)
+
+        # --- a seeded random subset, torn at 4 KiB
+        seed = 4242
+        writes = [(262144, 65536), (393216, K), (401408, K), (409600, K),
+                  (417792, K)]
+        cmds = ["write -P 0x71 %d %d" % w for w in writes]
+        ok, out = qcut(c, *cmds)
+        r = c.powercut("random", seed)
+        want = model_random(seed, writes)
+        got = [blocks_of(c, off, n // K, b"\x71", Z) for off, n in writes]
+        check("cache: random powercut keeps exactly the seeded subset",
+              ok and got == want and r["writes"] == len(writes),
+              "got %s want %s %s" % (got, want, out))
+        big = got[0]
+        check("cache: random powercut tears the 64 KiB write at 4 KiB "
+              "(some blocks kept, some lost, none split)",
+              None not in big and 0 < sum(big) < len(big), big)
+        # the same writes and seed again, at other offsets: the same choice
+        # (pieces are cut at absolute 4 KiB boundaries, so shift by 1 MiB)
+        writes2 = [(o + (1 << 20), n) for o, n in writes]
+        ok, out = qcut(c, *["write -P 0x72 %d %d" % w for w in writes2])
+        c.powercut("random", seed)
+        got2 = [blocks_of(c, off, n // K, b"\x72", Z) for off, n in writes2]
+        check("cache: the same seed replays the same choice", got2 == got,
+              "%s != %s" % (got2, got))
+
+        # --- sub-block writes: reads overlay them, a piece is within a block
+        ok, out = qcut(c, "write -P 0x73 2098688 512",
+                       "read -P 0 2098176 512", "read -P 0x73 2098688 512",
+                       "read -P 0 2099200 3072")
+        check("cache: reads overlay a cached 512-byte write", ok, out)
+        c.powercut("none")
+        check("cache: 512-byte write kept by powercut none",
+              c.read_backing(2098176, K) == Z * 512 + b"\x73" * 512
+              + Z * 3072)
+
+        # --- a held write torn by apply-partial, then the power cut
+        c.hang("write")
+        p = subprocess.Popen(["qemu-io", "-f", "raw", "-t", "writeback", "-c",
+                              "write -P 0x81 524288 16384", url(c)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        s = wait_held(c, 1)
+        check("cache: hang write holds the write", s["held"] == 1 and
+              p.poll() is None, s)
+        rc, out = qio(c, "read -P 0 524288 16384", "flush")
+        check("cache: hang write lets reads and FLUSH through",
+              qio_ok(rc, out), out)
+        n = c.apply_partial(K)
+        check("cache: apply-partial writes the first 4 KiB only",
+              n == 1 and blocks_of(c, 524288, 4, b"\x81", Z) == [1, 0, 0, 0]
+              and p.poll() is None, "applied=%d %s" % (
+                  n, blocks_of(c, 524288, 4, b"\x81", Z)))
+        p.kill()
+        p.wait()
+        r = c.powercut("all")
+        c.release()
+        check("cache: the torn write stays torn after the cut, its request "
+              "dropped", r["held_dropped"] == 1 and
+              blocks_of(c, 524288, 4, b"\x81", Z) == [1, 0, 0, 0]
+              and c.stats()["held"] == 0, r)
+
+        # --- hang flush: the write before it is cached, the FLUSH held
+        c.hang("flush")
+        p = subprocess.Popen(["qemu-io", "-f", "raw", "-t", "writeback",
+                              "-c", "write -P 0x83 573440 4096", "-c",
+                              "flush", url(c)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        s = wait_held(c, 1)
+        check("cache: hang flush holds the FLUSH, the write is cached",
+              s["held"] == 1 and s["cached"] == 1 and p.poll() is None
+              and c.read_backing(573440, K) == Z * K, s)
+        r = c.powercut("random", 1)
+        p.wait(20)
+        c.heal()
+        want = model_random(1, [(573440, K)])[0]
+        check("cache: power cut with the FLUSH held: the write as the seed "
+              "says", r["held_dropped"] == 1 and r["writes"] == 1 and
+              blocks_of(c, 573440, 1, b"\x83", Z) == want, "%s %s" % (
+                  r, want))
+
+        # --- requests of a cut connection are never executed
+        c.hang("all")
+        p = subprocess.Popen(["qemu-io", "-f", "raw", "-t", "writeback", "-c",
+                              "write -P 0x82 589824 4096", url(c)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_held(c, 1)
+        r = c.powercut("all")
+        p.wait(20)
+        c.heal()
+        check("cache: powercut cuts a live client, its held write dropped",
+              r["held_dropped"] == 1 and p.returncode != 0
+              and c.read_backing(589824, K) == Z * K, "%s rc=%s" % (
+                  r, p.returncode))
+
+        # --- writeback / cache off / server stop write the cache back
+        qcut(c, "write -P 0x91 655360 4096")
+        c.writeback()
+        check("cache: writeback", c.read_backing(655360, K) == b"\x91" * K)
+        qcut(c, "write -P 0x92 659456 4096")
+        c.cache(False)
+        check("cache: cache off writes the cache back",
+              c.read_backing(659456, K) == b"\x92" * K
+              and c.stats()["cache"] == "off")
+        qcut(c, "write -P 0x93 663552 4096")
+        check("cache off: writes go to the backing file at once",
+              c.read_backing(663552, K) == b"\x93" * K)
+        c.cache(True)
+        qcut(c, "write -P 0x94 667648 4096")
+        c.stop()
+        check("cache: stopping the server writes the cache back",
+              c.read_backing(667648, K) == b"\x94" * K)
+    finally:
+        c.stop()
 
 
 def main():
@@ -259,6 +480,9 @@ def main():
               ("write", 65536, 4096, "eio") in log and
               ("write", 65536, 4096, "ok") in log and
               ("read", 65536, 4096, "ok") in log, log[-10:])
+
+        # --- volatile write cache
+        cache_tests(work)
 
         # --- options QEMU sent
         print("info: NBD options seen from QEMU clients: %s"

@@ -5,6 +5,15 @@
     d.heal(); d.stats() -> {"reads": 3, ...}; d.reset_stats()
     d.read_backing(off, n); d.stop()
 
+Volatile write cache (see nbd_fault_server.py):
+    d.cache(True)                  unflushed, non-FUA writes stay in memory
+    d.hang("write"); d.apply_partial(4096)   tear the held writes
+    d.powercut("random", seed)     after QEMU is dead: cut its connections,
+                                   the cache loses a seeded subset ("all":
+                                   everything, "none": nothing)
+    d.writeback()                  write the cache back (clean power-off)
+read_backing() reads the backing file: what the media holds, not the cache.
+
 Use as a context manager, or FaultDiskSet / stop_all() to clean up.
 """
 
@@ -132,8 +141,34 @@ class FaultDisk:
         """kind: read | write | all | off"""
         return self.command("error %s" % kind)
 
-    def hang(self):
-        return self.command("hang")
+    def hang(self, kind="all"):
+        """kind: all (every request) | write (WRITE, WRITE_ZEROES, TRIM) |
+        flush (FLUSH only)"""
+        return self.command("hang %s" % kind)
+
+    def apply_partial(self, nbytes):
+        """Write the first nbytes of every held write to the backing file
+        (durably); the requests stay held. Returns how many were torn."""
+        return parse_stats(self.command("apply-partial %d" % int(nbytes)))[
+            "applied"]
+
+    def cache(self, on):
+        """Volatile write cache on or off (off writes the cache back)."""
+        return self.command("cache %s" % ("on" if on else "off"))
+
+    def writeback(self):
+        """Write the volatile cache back to the backing file."""
+        return self.command("writeback")
+
+    def powercut(self, mode, seed=None):
+        """Power cut at the backend (call after QEMU is dead): the current
+        connections are cut, then the cache loses everything (mode "all"),
+        nothing ("none") or a subset chosen with `seed` ("random").
+        Returns the reply as a dict (writes, kept, lost, held_dropped)."""
+        line = "powercut %s" % mode
+        if mode == "random":
+            line += " %d" % int(seed)
+        return parse_stats(self.command(line))
 
     def release(self):
         return self.command("release")

@@ -8,11 +8,16 @@ Guest <-> host protocol on the serial console (one line each):
     @@DONE                 ends the run (QEMU is then killed)
 
 Default handler commands (disk index i is 0-based in the `disks` list;
-"all" is accepted instead of i for hang/release/error/delay/bandwidth/heal/
-reset-stats):
-    hang i | release i | fail-held i | error i read|write|all|off
+"all" or a list "i,j" is accepted instead of i for every command but stats):
+    hang i [all|write|flush] | release i | fail-held i
+    error i read|write|all|off
     delay i ms | bandwidth i bps | heal i | stats i | reset-stats i
+    cache i on|off | writeback i | apply-partial i bytes
+    wait-held i n [any]  wait (at most 120 s) until each disk (any: one of
+                       them) holds >= n requests
     sleep s | ping | powercut
+"powercut" only SIGKILLs QEMU; what the backends' volatile caches lose is
+decided by the caller afterwards (FaultDisk.powercut, see run.py).
 """
 
 import os
@@ -126,7 +131,10 @@ class Guest:
         a = [self.qemu]
         if self.arch == "x86_64":
             a += ["-M", "pc", "-cpu", "max", "-accel", "tcg"]
-            console = "console=ttyS0"
+            # no_timer_check: under TCG on a loaded host the kernel's check
+            # that the IO-APIC timer ticks can miss its window and panic
+            # ("IO-APIC + timer doesn't work!").
+            console = "console=ttyS0 no_timer_check"
         else:
             a += ["-M", "s390-ccw-virtio", "-cpu", "max", "-accel", "tcg"]
             console = "console=ttysclp0"
@@ -279,7 +287,7 @@ class Guest:
     def _disk_targets(self, spec):
         if spec == "all":
             return list(self.disks)
-        return [self.disks[int(spec)]]
+        return [self.disks[int(i)] for i in spec.split(",")]
 
     def default_handler(self, words):
         if not words:
@@ -299,15 +307,32 @@ class Guest:
             if c == "stats":
                 return self.disks[int(args[0])].stats_line()
             simple = {"hang": "hang", "release": "release", "heal": "heal",
-                      "reset-stats": "reset-stats", "fail-held": "fail-held"}
-            if c in simple:
+                      "reset-stats": "reset-stats", "fail-held": "fail-held",
+                      "writeback": "writeback"}
+            if c in simple and (len(args) == 1 or c == "hang"):
                 for d in self._disk_targets(args[0]):
-                    d.command(simple[c])
+                    d.command(" ".join([simple[c]] + args[1:]))
                 return "ok"
-            if c in ("error", "delay", "bandwidth"):
+            if c in ("error", "delay", "bandwidth", "cache"):
                 for d in self._disk_targets(args[0]):
                     d.command("%s %s" % (c, args[1]))
                 return "ok"
+            if c == "apply-partial":
+                return "ok " + " ".join(
+                    "%s:applied=%d" % (d.name, d.apply_partial(int(args[1])))
+                    for d in self._disk_targets(args[0]))
+            if c == "wait-held":
+                disks, n = self._disk_targets(args[0]), int(args[1])
+                enough = max if args[2:] == ["any"] else min
+                deadline = time.monotonic() + 120
+                while True:
+                    held = [d.stats().get("held", 0) for d in disks]
+                    if enough(held) >= n:
+                        return "ok held=%s" % ",".join(map(str, held))
+                    if time.monotonic() > deadline:
+                        return "err held=%s after 120 s" % ",".join(
+                            map(str, held))
+                    time.sleep(0.05)
         except (IndexError, ValueError) as e:
             return "err bad arguments for %s: %s" % (c, e)
         return "err unknown host command %s" % c

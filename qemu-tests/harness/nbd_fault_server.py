@@ -8,14 +8,31 @@ accepts a line protocol that changes fault state at run time:
     error read|write|all|off   fail matching requests with EIO (file untouched)
                                read  = READ
                                write = WRITE / WRITE_ZEROES / TRIM / FLUSH
-    hang                       hold every request not yet executed
+    hang [all|write|flush]     hold every request not yet executed (all, the
+                               default), or only WRITE / WRITE_ZEROES / TRIM
+                               (write: reads and FLUSHes go on), or only
+                               FLUSH (flush: a power cut then finds the
+                               writes before it still in the cache)
     release                    execute held requests in arrival order, answer
                                them, and let new requests flow again
     fail-held                  answer all held requests with EIO (not executed)
                                and stop hanging
+    apply-partial <bytes>      write the first <bytes> bytes of every held
+                               write to the backing file, durably (a write
+                               torn by a power cut); the requests stay held
     delay <ms>                 per-request latency (0 = off)
     bandwidth <bytes_per_sec>  data throughput limit (0 = off)
     heal                       error off, delay 0, bandwidth 0, release
+    cache on|off               volatile write cache (see below); off writes
+                               the cache back first
+    writeback                  write the cache back (as a FLUSH does)
+    powercut all|none|random <seed>
+                               the power fails: the current connections are
+                               cut (their held and queued requests are never
+                               executed), then the cache loses every unflushed
+                               write (all), none (none: written back), or a
+                               subset chosen per 4 KiB block of each write by
+                               a PRNG seeded with <seed> (random)
     stats                      ok reads=R writes=W flushes=F trims=T zeroes=Z
                                   read_bytes=RB write_bytes=WB held=H errors=E
                                   [extra keys...]
@@ -27,6 +44,19 @@ Held requests belonging to a connection that has gone away (e.g. QEMU was
 SIGKILLed = "power cut") are NOT executed on release; they are dropped
 (logged as "dropped").
 
+Volatile write cache ("cache on"): WRITE, WRITE_ZEROES and TRIM without the
+FUA flag are kept in memory, in arrival order, and reach the backing file
+only at the next FLUSH (which writes back everything cached, then
+fdatasync), at "writeback" or at "cache off".  Reads see the cached data.  A
+write with FUA goes to the backing file at once (fdatasync) and supersedes
+the cached bytes it overlaps.  "powercut" decides what the cache loses;
+with "random <seed>" each cached write is split at 4 KiB boundaries
+(absolute offsets) and each piece is kept with probability 1/2, so a write
+can end up torn; the kept pieces are written in arrival order.  The choice
+depends only on the seed and the cached writes.  Every piece is logged
+("cache OFFSET LENGTH kept|lost").  With the cache off (default) every
+write goes to the backing file when executed and FLUSH/FUA fdatasync it.
+
 CLI: nbd_fault_server.py --file PATH --socket NBD_SOCK --control CTRL_SOCK
                          [--log FILE] [--export-name NAME]
 Prints "ready" on stdout once both sockets are listening.
@@ -37,6 +67,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import random
 import signal
 import socket
 import struct
@@ -98,6 +129,11 @@ CMD_NAMES = {CMD_READ: "read", CMD_WRITE: "write", CMD_FLUSH: "flush",
 CMDFLAG_FUA = 1 << 0
 CMDFLAG_NO_HOLE = 1 << 1
 
+# requests that change the data ("hang write" holds these)
+DATA_WRITE_CMDS = (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM)
+# granularity at which a power cut can tear a cached write
+TEAR_BLOCK = 4096
+
 NBD_EIO = 5
 NBD_EINVAL = 22
 NBD_ENOSPC = 28
@@ -151,6 +187,24 @@ def log_err(msg):
     sys.stderr.flush()
 
 
+class CacheEntry:
+    """One cached (unflushed) write: data None means zeroes (WRITE_ZEROES,
+    TRIM)."""
+    __slots__ = ("offset", "length", "data")
+
+    def __init__(self, offset, length, data):
+        self.offset = offset
+        self.length = length
+        self.data = data
+
+    def part(self, start, end):
+        """The entry's bytes [start, end) (absolute offsets) as an entry."""
+        d = None
+        if self.data is not None:
+            d = self.data[start - self.offset:end - self.offset]
+        return CacheEntry(start, end - start, d)
+
+
 class Request:
     __slots__ = ("conn", "cmd", "flags", "handle", "offset", "length",
                  "data", "seq", "delayed")
@@ -174,6 +228,7 @@ class Connection:
         self.cid = cid
         self.send_lock = threading.Lock()
         self.closed = False
+        self.cut = False        # power cut: its requests are never executed
         self.inflight = 0
         self.inflight_cv = threading.Condition()
 
@@ -324,6 +379,14 @@ class FaultServer:
         self.bw_next = 0.0
         self.error_mode = "off"
         self.hanging = False
+        self.hang_kind = "all"
+        self.conns = set()
+        self.executing = 0
+        self.exec_cv = threading.Condition(self.lock)
+        # volatile write cache: entries in arrival order, under cache_lock
+        self.cache_on = False
+        self.cache = []
+        self.cache_lock = threading.Lock()
         self.draining = False
         self.delay_ms = 0
         self.bandwidth = 0
@@ -344,7 +407,7 @@ class FaultServer:
         with self.lock:
             self.st = dict(reads=0, writes=0, flushes=0, trims=0, zeroes=0,
                            read_bytes=0, write_bytes=0, errors=0,
-                           dropped=0)
+                           dropped=0, fua=0)
 
     def next_seq(self):
         with self.lock:
@@ -362,23 +425,115 @@ class FaultServer:
             return sum(1 for r in self.held if r.conn is conn)
 
     def conn_closed(self, conn):
-        pass
+        with self.lock:
+            self.conns.discard(conn)
 
     def log(self, req, status):
+        self.log_line(CMD_NAMES.get(req.cmd, "cmd%d" % req.cmd), req.offset,
+                      req.length, status)
+
+    def log_line(self, op, offset, length, status):
         if self.log_fh is None:
             return
         with self.log_lock:
             try:
-                self.log_fh.write("%s %d %d %s\n" % (
-                    CMD_NAMES.get(req.cmd, "cmd%d" % req.cmd), req.offset,
-                    req.length, status))
+                self.log_fh.write("%s %d %d %s\n" % (op, offset, length,
+                                                      status))
             except (OSError, ValueError):
                 pass
 
+    # --------------------------------------------------- volatile cache
+    # All of these are called with cache_lock held.
+    def _cache_cut(self, offset, length):
+        """Remove bytes [offset, offset+length) from every cached write (they
+        are superseded by a write that reached the backing file)."""
+        end = offset + length
+        out = []
+        for e in self.cache:
+            e_end = e.offset + e.length
+            if e_end <= offset or e.offset >= end:
+                out.append(e)
+                continue
+            if e.offset < offset:
+                out.append(e.part(e.offset, offset))
+            if e_end > end:
+                out.append(e.part(end, e_end))
+        self.cache = out
+
+    def _cache_overlay(self, offset, payload):
+        """Apply the cached writes to `payload` (bytes read from the file at
+        `offset`), in arrival order."""
+        end = offset + len(payload)
+        buf = None
+        for e in self.cache:
+            e_end = e.offset + e.length
+            if e_end <= offset or e.offset >= end:
+                continue
+            if buf is None:
+                buf = bytearray(payload)
+            a, b = max(offset, e.offset), min(end, e_end)
+            if e.data is None:
+                buf[a - offset:b - offset] = bytes(b - a)
+            else:
+                buf[a - offset:b - offset] = \
+                    e.data[a - e.offset:b - e.offset]
+        return payload if buf is None else bytes(buf)
+
+    def _media_write(self, e):
+        """Write one entry to the backing file (not synced)."""
+        if e.data is None:
+            punch_or_zero(self.fd, e.offset, e.length)
+        else:
+            os.pwrite(self.fd, e.data, e.offset)
+
+    def _cache_writeback(self):
+        n = len(self.cache)
+        for e in self.cache:
+            self._media_write(e)
+        self.cache = []
+        if n:
+            os.fdatasync(self.fd)
+        return n
+
+    def _cache_lose(self, mode, seed):
+        """Power cut: returns (writes, pieces kept, pieces lost); pieces are
+        the parts of the cached writes between 4 KiB boundaries."""
+        entries, self.cache = self.cache, []
+        rng = random.Random(seed)
+        kept = lost = 0
+        for e in entries:
+            pos, end = e.offset, e.offset + e.length
+            while pos < end:
+                nxt = min(end, (pos // TEAR_BLOCK + 1) * TEAR_BLOCK)
+                if mode == "none" or (mode == "random"
+                                      and rng.random() < 0.5):
+                    self._media_write(e.part(pos, nxt))
+                    kept += 1
+                    self.log_line("cache", pos, nxt - pos, "kept")
+                else:
+                    lost += 1
+                    self.log_line("cache", pos, nxt - pos, "lost")
+                pos = nxt
+        if kept:
+            os.fdatasync(self.fd)
+        return len(entries), kept, lost
+
     # ------------------------------------------------------------ requests
+    def _holds(self, req):
+        """Called with self.lock held."""
+        if self.draining:
+            return True
+        if not self.hanging:
+            return False
+        if self.hang_kind == "write":
+            return req.cmd in DATA_WRITE_CMDS
+        if self.hang_kind == "flush":
+            return req.cmd == CMD_FLUSH
+        return True
+
     def submit(self, req):
         with self.lock:
-            if self.hanging or self.draining:
+            if self._holds(req):
                 self.held.append(req)
                 return
         self.pool.submit(self._run, req)
@@ -403,7 +558,7 @@ class FaultServer:
         try:
             self._throttle(req)
             with self.lock:
-                if self.hanging or self.draining:
+                if self._holds(req):
                     # hang arrived while we were delayed: hold it, keeping
                     # arrival order among held requests
                     self._insert_held(req)
@@ -423,6 +578,27 @@ class FaultServer:
     def execute(self, req):
         """Execute (or fail) one request and answer it."""
         conn = req.conn
+        with self.lock:
+            if conn.cut:
+                # the power was cut before the disk got to this request
+                self.st["dropped"] += 1
+                dropped = True
+            else:
+                self.executing += 1
+                dropped = False
+        if dropped:
+            self.log(req, "dropped")
+            conn.request_done()
+            return
+        try:
+            self._execute(req)
+        finally:
+            with self.lock:
+                self.executing -= 1
+                self.exec_cv.notify_all()
+
+    def _execute(self, req):
+        conn = req.conn
         cmd = req.cmd
         err = 0
         payload = b""
@@ -440,7 +616,9 @@ class FaultServer:
             err = NBD_ENOSPC if is_write else NBD_EINVAL
         else:
             try:
-                if cmd == CMD_READ:
+                if self.cache_on:
+                    payload = self._execute_cached(req)
+                elif cmd == CMD_READ:
                     payload = os.pread(self.fd, req.length, req.offset)
                     if len(payload) < req.length:
                         payload += b"\0" * (req.length - len(payload))
@@ -483,12 +661,86 @@ class FaultServer:
                 st["trims"] += 1
             elif cmd == CMD_WRITE_ZEROES:
                 st["zeroes"] += 1
+            if (req.flags & CMDFLAG_FUA) and cmd in DATA_WRITE_CMDS:
+                st["fua"] += 1
             if err:
                 st["errors"] += 1
         self.log(req, "ok" if not err else ("eio" if err == NBD_EIO
                                             else "err%d" % err))
         conn.reply(req.handle, err, payload if not err else b"")
         conn.request_done()
+
+    def _execute_cached(self, req):
+        """Execute one request with the volatile cache on; returns the read
+        payload."""
+        cmd = req.cmd
+        with self.cache_lock:
+            if cmd == CMD_READ:
+                payload = os.pread(self.fd, req.length, req.offset)
+                if len(payload) < req.length:
+                    payload += b"\0" * (req.length - len(payload))
+                return self._cache_overlay(req.offset, payload)
+            if cmd == CMD_FLUSH:
+                self._cache_writeback()
+                os.fdatasync(self.fd)
+                return b""
+            data = req.data if cmd == CMD_WRITE else None
+            e = CacheEntry(req.offset, req.length, data)
+            if req.flags & CMDFLAG_FUA:
+                self._cache_cut(req.offset, req.length)
+                if cmd == CMD_WRITE_ZEROES and req.flags & CMDFLAG_NO_HOLE:
+                    e.data = bytes(req.length)
+                self._media_write(e)
+                os.fdatasync(self.fd)
+            else:
+                self.cache.append(e)
+            return b""
+
+    def apply_partial(self, nbytes):
+        """Write the first nbytes of every held write durably to the file."""
+        with self.lock:
+            reqs = [r for r in self.held if r.cmd in DATA_WRITE_CMDS]
+        n = 0
+        for r in reqs:
+            k = min(nbytes, r.length)
+            e = CacheEntry(r.offset, k, r.data[:k] if r.cmd == CMD_WRITE
+                           else None)
+            with self.cache_lock:
+                self._cache_cut(e.offset, e.length)
+                self._media_write(e)
+                os.fdatasync(self.fd)
+            self.log_line("partial", e.offset, e.length, "applied")
+            n += 1
+        return n
+
+    def powercut(self, mode, seed):
+        """Cut the current connections, then apply `mode` to the cache."""
+        with self.lock:
+            conns = list(self.conns)
+            for c in conns:
+                c.cut = True
+            # held requests of these and of connections already gone
+            dead = [r for r in self.held if r.conn.cut or r.conn.closed]
+            self.held = [r for r in self.held if r not in dead]
+            while self.executing:
+                self.exec_cv.wait()
+        for c in conns:
+            with c.send_lock:
+                c.closed = True
+                try:
+                    c.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        for r in dead:
+            with self.lock:
+                self.st["dropped"] += 1
+            self.log(r, "dropped")
+            r.conn.request_done()
+        with self.cache_lock:
+            writes, kept, lost = self._cache_lose(mode, seed)
+        return ("ok powercut mode=%s seed=%s writes=%d kept=%d lost=%d "
+                "held_dropped=%d" % (mode, seed, writes, kept, lost,
+                                     len(dead)))
 
     # ----------------------------------------------------------- control
     def do_release(self, fail=False):
@@ -505,7 +757,7 @@ class FaultServer:
                         break
                     req = self.held.pop(0)
                 n += 1
-                if req.conn.closed:
+                if req.conn.closed or req.conn.cut:
                     with self.lock:
                         self.st["dropped"] += 1
                     self.log(req, "dropped")
@@ -541,6 +793,10 @@ class FaultServer:
             s2 = ("error=%s hang=%d delay=%d bandwidth=%d connects=%d"
                   % (self.error_mode, int(self.hanging), self.delay_ms,
                      self.bandwidth, self.connects))
+        with self.cache_lock:
+            s2 += (" fua=%d cache=%s cached=%d cached_bytes=%d"
+                   % (s["fua"], "on" if self.cache_on else "off",
+                      len(self.cache), sum(e.length for e in self.cache)))
         return ("ok reads=%d writes=%d flushes=%d trims=%d zeroes=%d "
                 "read_bytes=%d write_bytes=%d held=%d errors=%d dropped=%d %s"
                 % (s["reads"], s["writes"], s["flushes"], s["trims"],
@@ -564,9 +820,35 @@ class FaultServer:
                     self.error_mode = args[0]
                 return "ok error=%s" % args[0]
             if c == "hang":
+                kind = args[0] if args else "all"
+                if len(args) > 1 or kind not in ("all", "write", "flush"):
+                    return "err usage: hang [all|write|flush]"
                 with self.lock:
                     self.hanging = True
-                return "ok hang"
+                    self.hang_kind = kind
+                return "ok hang=%s" % kind
+            if c == "apply-partial":
+                nbytes = int(args[0])
+                if nbytes <= 0 or len(args) != 1:
+                    raise ValueError
+                return "ok applied=%d bytes=%d" % (self.apply_partial(nbytes),
+                                                   nbytes)
+            if c == "cache":
+                if len(args) != 1 or args[0] not in ("on", "off"):
+                    return "err usage: cache on|off"
+                with self.cache_lock:
+                    n = self._cache_writeback()
+                    self.cache_on = args[0] == "on"
+                return "ok cache=%s written_back=%d" % (args[0], n)
+            if c == "writeback":
+                with self.cache_lock:
+                    return "ok written_back=%d" % self._cache_writeback()
+            if c == "powercut":
+                if not args or args[0] not in ("all", "none", "random") or \
+                        len(args) != (2 if args[0] == "random" else 1):
+                    return "err usage: powercut all|none|random <seed>"
+                seed = int(args[1]) if args[0] == "random" else None
+                return self.powercut(args[0], seed)
             if c == "release":
                 return "ok released=%d" % self.do_release()
             if c == "fail-held":
@@ -654,7 +936,9 @@ class FaultServer:
             self.conn_id += 1
             self.connects += 1
             cid = self.conn_id
-        Connection(self, sock, cid).serve()
+            conn = Connection(self, sock, cid)
+            self.conns.add(conn)
+        conn.serve()
 
     def run(self):
         self.nbd_l = self._listen(self.nbd_sock_path)
@@ -684,6 +968,10 @@ class FaultServer:
             except OSError:
                 pass
         try:
+            # stopping the backend is an orderly power-off: the disk writes
+            # its cache back
+            with self.cache_lock:
+                self._cache_writeback()
             os.fsync(self.fd)
         except OSError:
             pass
