@@ -478,6 +478,8 @@ SCENARIOS = {
     "two_mirrors_hang": ([64, 64, 64, 64], check_two_mirrors, ("x86_64",)),
     "absent_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "discard_split_rejoin": ([64, 64, 1, 1], check_identical_report, ALL),
+    "write_zeroes_refused": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "failed_means_failed": ([64, 64, 1, 1], check_report, ALL),
     "last_leg_timeout": ([64, 64, 1, 1], check_identical_report, ALL),
     "microcode_update": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     # Measurement, on demand: --only timeout_cost (bounce copies with a timeout set).

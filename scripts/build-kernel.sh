@@ -30,6 +30,10 @@ debug) [ -e "$here/qemu-tests/kconfig/$arch-debug.config" ] || die "no debug con
 esac
 
 src=$(kernel_source_tree)
+# Every checkout copies its rust/ into the one kernel source tree: one build at a time, from
+# applying the abstractions to the module, so no build sees another checkout's files.
+exec 9>"$RTMIRROR_CACHE/.kernel-tree-lock"
+flock 9
 apply_rust_abstractions "$src"
 
 extra=$(mktemp); trap 'rm -f "$extra"' EXIT
@@ -61,9 +65,6 @@ if [ ! -e "$out/.config-done" ]; then
 fi
 
 log "building $arch kernel ($mode)"
-# One kernel build at a time per build directory (several checkouts may share it).
-exec 9>"$out/.build-lock"
-flock 9
 if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
 	grep -E -B2 -A12 'error(\[|:)|Error [0-9]' "$out/build.log" | head -n 150 >&2
 	die "kernel build failed; full log in $out/build.log"
@@ -75,7 +76,6 @@ if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE -e "$ours"; then
 	die "warnings in our Rust code (see above)"
 fi
 [ -e "$out/$image" ] || die "kernel image $out/$image missing"
-flock -u 9
 
 if [ "$mode" != builtin ]; then
 	log "building rtmirror module for $arch"
