@@ -523,8 +523,8 @@ impl RtMirror {
         hung
     }
 
-    /// Runs `reqs` in parallel on `buf` (each carries its first `bytes`), tracked like
-    /// application I/O, and waits for them; results go to `out`. A request abandoned by the
+    /// Runs `reqs` in parallel on `buf` (each carries its first `bytes`; 0 bytes: an empty
+    /// flush), tracked like application I/O, and waits for them; results go to `out`. A request abandoned by the
     /// watchdog fails with `ETIMEDOUT`. Returns the buffer unless a bio still uses it.
     pub(crate) fn tracked_sync_io(
         &self,
@@ -550,8 +550,12 @@ impl RtMirror {
             let pages = unsafe { (*batch.buf.get()).as_ref() };
             let bio = match (self.dev_bdev(r.dev), pages) {
                 // SAFETY: Devices are open for the table's lifetime and bios of abandoned
-                // requests keep nothing of the table; the global bio set outlives all bios;
-                // the batch (owning the pages) lives until the payload is dropped.
+                // requests keep nothing of the table; the global bio set outlives all bios.
+                (Some(bdev), _) if r.bytes == 0 => unsafe {
+                    self.leg_bios().alloc_dataless(bdev, r.opf, r.sector, 0)
+                },
+                // SAFETY: As above; the batch (owning the pages) lives until the payload is
+                // dropped.
                 (Some(bdev), Some(p)) => unsafe {
                     self.leg_bios()
                         .alloc_with_buf(bdev, r.opf, r.sector, p, r.bytes)

@@ -222,7 +222,9 @@ def corrupt_log_copy0(disks):
     header = disks[2].read_backing(0, 4096)
     if header[:8] != b"RTMIRLOG":
         raise RuntimeError("log copy 0 holds no log before the corruption: %r" % header[:8])
+    # Both header slots (format version 2): the copy holds no valid header at all.
     disks[2].write_backing(2000, b"\xa5" * 32)
+    disks[2].write_backing(4096 + 2000, b"\xa5" * 32)
 
 
 def check_log_copy_error(res, disks, errors):
@@ -298,6 +300,7 @@ SCENARIOS = {
     "full_resync": ([64, 64, 1, 1], check_full_resync, ("x86_64",)),
     "log_ratio": ([64, 64, 1, 1], check_log_ratio, ("x86_64",)),
     "log_both_fail": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
+    "log_trust": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "timeout_degraded": ([64, 64, 1, 1], check_identical_report, ALL),
     "timeout_short_hang": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "timeout_hang_forever": ([64, 64, 1, 1], check_report, ("x86_64",)),

@@ -758,10 +758,12 @@ pub enum LogOutcome {
     /// At least one valid copy of this mirror: its leg states and bits are
     /// used.
     Found,
-    /// Every copy is blank (or there is no log device): a new log, every
-    /// region out of sync, nothing known about the legs (or `nosync`).
+    /// Every copy is blank or unreadable, at least one blank (or there is
+    /// no log device): a new log, every region out of sync, nothing known
+    /// about the legs (or `nosync`).
     New,
-    /// No valid copy, and not all blank: the log existed and is lost.
+    /// No valid copy, and a corrupt or foreign one, or every copy
+    /// unreadable: the log existed and is lost.
     /// Nothing says which leg is newest; the kernel must not guess.
     Unknown,
 }
@@ -958,13 +960,15 @@ pub fn activate_copies(
             }
         }
     }
+    // A blank copy next to unreadable ones is a new log whose device fails; a corrupt or
+    // foreign copy is evidence of a log that existed.
+    let given = act.classes.iter().take(copies.len());
     act.outcome = if act.newest.is_some() {
         LogOutcome::Found
-    } else if act
-        .classes
-        .iter()
-        .take(copies.len())
-        .all(|&c| c == CopyClass::Blank)
+    } else if given
+        .clone()
+        .all(|&c| matches!(c, CopyClass::Blank | CopyClass::Unreadable))
+        && (copies.is_empty() || given.clone().any(|&c| c == CopyClass::Blank))
     {
         LogOutcome::New
     } else {

@@ -286,6 +286,14 @@ impl RegionState {
         if let Some(c) = self.copies.get_mut(i) {
             *c = LogState::Alive;
         }
+        // Same header slot as a healthy copy: the rejoined copy is stale anyway, and two writes
+        // later both copies hold the same bytes.
+        let bit = 1u8 << (i % 8);
+        let healthy = self.healthy_mask() & !bit;
+        if healthy != 0 {
+            let j = healthy.trailing_zeros();
+            self.slots = (self.slots & !bit) | (((self.slots >> j) & 1) << (i % 8));
+        }
         self.image_changed = true;
         self.rewrite_all = true;
         Ok(())

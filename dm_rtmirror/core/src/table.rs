@@ -82,11 +82,10 @@ pub fn parse_uuid(word: &str) -> Option<[u8; 16]> {
         _ => None,
     };
     let mut out = [0u8; 16];
-    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-        let &[hi, lo] = pair else {
-            return None;
-        };
-        *o = nibble(hi)? << 4 | nibble(lo)?;
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = nibble(*b.get(2 * i)?)?;
+        let lo = nibble(*b.get(2 * i + 1)?)?;
+        *o = hi << 4 | lo;
     }
     (out != [0; 16]).then_some(out)
 }

@@ -467,10 +467,12 @@ fn blank_corrupt_foreign_unreadable() {
     assert_eq!(a.out_of_sync, nr);
     assert_eq!((u[1], c[1]), ((1 << 36) - 1, 0));
     assert_eq!(act(&want(nr), &[]).0.outcome, LogOutcome::New);
+    // A new mirror whose second log device cannot be read.
+    let (a, _, _) = act(&want(nr), &[Some(&blank), None]);
+    assert_eq!(a.outcome, LogOutcome::New);
     for pair in [
         [Some(&blank[..]), Some(&garbage[..])],
         [Some(&garbage[..]), Some(&garbage[..])],
-        [Some(&blank[..]), None],
         [None, None],
         [Some(&foreign[..]), Some(&blank[..])],
     ] {
