@@ -19,7 +19,7 @@ use kernel::{
     sync::atomic::Relaxed,
 };
 
-use crate::log_format::{self, CopyClass, LogOutcome, LogWant, ResyncSource};
+use crate::log_format::{self, next_run, set_bits, CopyClass, LogOutcome, LogWant, ResyncSource};
 use crate::region::{LogDone, LogWrite, RegionError, RegionState, Regions};
 use crate::status::LegState;
 use crate::table::{MAX_LEGS, MAX_LOGS};
@@ -400,6 +400,9 @@ impl RtMirror {
         for (d, s) in bufs.blocks.iter_mut().zip(r.snapshot_blocks()) {
             *d = *s;
         }
+        if self.logs.is_empty() {
+            bufs.blocks.fill(0);
+        }
         for b in set_bits(&bufs.blocks) {
             let off = log_format::bitmap_block_pos(b) as usize * BLOCK;
             encoded &= bufs.encoded.get_mut(off..off + BLOCK).is_some_and(|out| {
@@ -571,48 +574,6 @@ impl RtMirror {
             }
         }
     }
-}
-
-/// Indices of the bits set in `map`.
-fn set_bits(map: &[u64]) -> impl Iterator<Item = u64> + '_ {
-    map.iter().enumerate().flat_map(|(wi, &w)| {
-        let mut w = w;
-        core::iter::from_fn(move || {
-            if w == 0 {
-                return None;
-            }
-            let b = u64::from(w.trailing_zeros());
-            w &= w - 1;
-            Some((wi as u64) * 64 + b)
-        })
-    })
-}
-
-/// The run of contiguous set bits of `map` starting at the first set bit at or after `from`:
-/// (first index, length), at most `max` long.
-fn next_run(map: &[u64], from: u64, max: usize) -> Option<(u64, usize)> {
-    let bit = |b: u64| {
-        map.get((b / 64) as usize)
-            .is_some_and(|w| w & (1u64 << (b % 64)) != 0)
-    };
-    let end = map.len() as u64 * 64;
-    let mut b = from;
-    loop {
-        if b >= end {
-            return None;
-        }
-        let w = map.get((b / 64) as usize).copied().unwrap_or(0) >> (b % 64);
-        if w != 0 {
-            b += u64::from(w.trailing_zeros());
-            break;
-        }
-        b = (b / 64 + 1) * 64;
-    }
-    let mut n = 1;
-    while n < max && bit(b + n as u64) {
-        n += 1;
-    }
-    Some((b, n))
 }
 
 impl TargetWorkFn<LOG_WORK> for RtMirror {

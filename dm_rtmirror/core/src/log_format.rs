@@ -686,6 +686,56 @@ pub fn decode_bitmap_block(
     Ok(generation)
 }
 
+/// Indices of the bits set in `map` (e.g. [`crate::region::Regions::snapshot_blocks`]).
+pub fn set_bits(map: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    map.iter().enumerate().flat_map(|(wi, &w)| {
+        let mut w = w;
+        core::iter::from_fn(move || {
+            if w == 0 {
+                return None;
+            }
+            let b = u64::from(w.trailing_zeros());
+            w &= w - 1;
+            Some((wi as u64).saturating_mul(64).saturating_add(b))
+        })
+    })
+}
+
+/// The run of contiguous set bits of `map` that starts at the first set bit
+/// at or after `from`: (first index, length), at most `max` (at least 1)
+/// long. The log writer issues one bio per run of changed blocks.
+pub fn next_run(map: &[u64], from: u64, max: usize) -> Option<(u64, usize)> {
+    let bit = |b: u64| {
+        usize::try_from(b / 64)
+            .ok()
+            .and_then(|i| map.get(i))
+            .is_some_and(|w| w & (1u64 << (b % 64)) != 0)
+    };
+    let end = (map.len() as u64).saturating_mul(64);
+    let mut b = from;
+    loop {
+        if b >= end {
+            return None;
+        }
+        let w = usize::try_from(b / 64)
+            .ok()
+            .and_then(|i| map.get(i))
+            .copied()
+            .unwrap_or(0)
+            >> (b % 64);
+        if w != 0 {
+            b = b.saturating_add(u64::from(w.trailing_zeros()));
+            break;
+        }
+        b = (b / 64).saturating_add(1).saturating_mul(64);
+    }
+    let mut n = 1;
+    while n < max && bit(b.saturating_add(n as u64)) {
+        n += 1;
+    }
+    Some((b, n))
+}
+
 // ---------------------------------------------------------------------------
 // Activation
 

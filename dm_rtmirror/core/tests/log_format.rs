@@ -657,6 +657,29 @@ proptest! {
 }
 
 #[test]
+fn block_runs() {
+    let map = [0b1110_0110u64 | (1 << 63), 0b1, 0, 1 << 5];
+    let runs: Vec<(u64, usize)> = {
+        let mut v = vec![];
+        let mut from = 0;
+        while let Some((b, n)) = next_run(&map, from, 2) {
+            v.push((b, n));
+            from = b + n as u64;
+        }
+        v
+    };
+    assert_eq!(runs, [(1, 2), (5, 2), (7, 1), (63, 2), (197, 1)]);
+    assert_eq!(next_run(&map, 0, 100), Some((1, 2)));
+    assert_eq!(next_run(&map, 63, 100), Some((63, 2)));
+    assert_eq!(next_run(&map, 198, 100), None);
+    assert_eq!(next_run(&[], 0, 1), None);
+    assert_eq!(
+        set_bits(&map).collect::<Vec<_>>(),
+        [1, 2, 5, 6, 7, 63, 64, 197]
+    );
+}
+
+#[test]
 fn resync_source_rules() {
     let mut h = LogHeader::new(UUID, 8192, 10, 3);
     h.generation = 9;
