@@ -137,6 +137,8 @@ struct Leg {
     state: Atomic<u32>,
     /// When a Degraded leg is probed next (ms, `ktime_get` clock).
     next_probe_ms: Atomic<i64>,
+    /// The leg hangs beyond the timeout but is kept as the last in-sync leg (logged once).
+    held_by_timeout: Atomic<bool>,
 }
 
 impl Leg {
@@ -147,6 +149,16 @@ impl Leg {
     fn set_state(&self, s: LegState) {
         self.state.store(state_to_u32(s), Relaxed);
     }
+}
+
+/// Outcome of [`RtMirror::change_leg_state`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LegChange {
+    Changed,
+    /// The leg was not in one of the expected states (or the index is out of range).
+    NotInState,
+    /// Refused: the leg is the last in-sync leg.
+    LastInSync,
 }
 
 /// One rtmirror target (one table line).
@@ -250,9 +262,7 @@ impl RtMirror {
     /// Bios given up on device `dev` (leg, or `nr_legs + i` for log copy `i`) and still out.
     fn late_ios(&self, dev: usize) -> u32 {
         self.tracks
-            .0
             .get(dev)
-            .and_then(|t| t.as_ref())
             .map_or(0, |t| t.abandoned.load(Relaxed))
     }
 
@@ -295,19 +305,35 @@ impl RtMirror {
     /// bookkeeping (the next log generation records it) and in the lock-free copy. Returns
     /// whether it changed; raises an event and schedules the log write if so.
     fn set_leg_state(&self, leg: usize, to: LegState, from: &[LegState]) -> bool {
+        self.change_leg_state(leg, to, from, false) == LegChange::Changed
+    }
+
+    /// Like [`Self::set_leg_state`]; with `keep_last_in_sync`, refuses to take the last
+    /// in-sync leg out of service (checked under the same lock as the change, so two changes
+    /// racing cannot both pass the check).
+    fn change_leg_state(
+        &self,
+        leg: usize,
+        to: LegState,
+        from: &[LegState],
+        keep_last_in_sync: bool,
+    ) -> LegChange {
         let mut shared = self.shared.lock();
         let Some(cur) = shared.state.legs().get(leg).copied() else {
-            return false;
+            return LegChange::NotInState;
         };
         if !from.contains(&cur) {
-            return false;
+            return LegChange::NotInState;
+        }
+        if keep_last_in_sync && !region::timeout_may_suspend(shared.state.legs(), leg) {
+            return LegChange::LastInSync;
         }
         if shared
             .regions()
             .and_then(|mut r| r.set_leg_state(leg, to))
             .is_err()
         {
-            return false;
+            return LegChange::NotInState;
         }
         if let Some(l) = self.legs.get(leg) {
             l.set_state(to);
@@ -322,7 +348,7 @@ impl RtMirror {
         drop(shared);
         self.event.raise();
         self.log_work.kick();
-        true
+        LegChange::Changed
     }
 
     fn leg_states(&self) -> [LegState; MAX_LEGS] {
@@ -360,21 +386,21 @@ impl RtMirror {
             }
             Message::Fail(i) => {
                 let i = usize::from(i);
-                if self.in_sync_legs().all(|(leg, _)| leg == i) {
-                    pr_warn!(
-                        "{}: fail {}: refused, it would leave no in-sync leg\n",
-                        self.dev_name(),
-                        i
-                    );
-                    return Err(EBUSY);
-                }
-                if !self.set_leg_state(
-                    i,
-                    LegState::Inactive,
-                    &[LegState::InSync, LegState::Resyncing],
-                ) {
-                    pr_warn!("{}: fail {}: leg is not in sync\n", self.dev_name(), i);
-                    return Err(EINVAL);
+                let from = [LegState::InSync, LegState::Resyncing];
+                match self.change_leg_state(i, LegState::Inactive, &from, true) {
+                    LegChange::Changed => {}
+                    LegChange::LastInSync => {
+                        pr_warn!(
+                            "{}: fail {}: refused, it would leave no in-sync leg\n",
+                            self.dev_name(),
+                            i
+                        );
+                        return Err(EBUSY);
+                    }
+                    LegChange::NotInState => {
+                        pr_warn!("{}: fail {}: leg is not in sync\n", self.dev_name(), i);
+                        return Err(EINVAL);
+                    }
                 }
                 pr_warn!(
                     "{}: leg {} failed by operator: detached (Inactive)\n",
@@ -394,17 +420,20 @@ impl RtMirror {
     /// `split <i>`: detaches an in-sync leg on purpose; the regions written from now on are
     /// tracked, so `rejoin <i>` copies only those.
     fn split_leg(&self, i: usize) -> Result {
-        if self.in_sync_legs().all(|(leg, _)| leg == i) {
-            pr_warn!(
-                "{}: split {}: refused, it would leave no in-sync leg\n",
-                self.dev_name(),
-                i
-            );
-            return Err(EBUSY);
-        }
-        if !self.set_leg_state(i, LegState::Split, &[LegState::InSync]) {
-            pr_warn!("{}: split {}: leg is not in sync\n", self.dev_name(), i);
-            return Err(EINVAL);
+        match self.change_leg_state(i, LegState::Split, &[LegState::InSync], true) {
+            LegChange::Changed => {}
+            LegChange::LastInSync => {
+                pr_warn!(
+                    "{}: split {}: refused, it would leave no in-sync leg\n",
+                    self.dev_name(),
+                    i
+                );
+                return Err(EBUSY);
+            }
+            LegChange::NotInState => {
+                pr_warn!("{}: split {}: leg is not in sync\n", self.dev_name(), i);
+                return Err(EINVAL);
+            }
         }
         pr_info!(
             "{}: leg {} split off: regions written from now on are tracked for rejoin\n",
@@ -689,6 +718,7 @@ impl Target for RtMirror {
                     dev,
                     state: Atomic::new(state_to_u32(state)),
                     next_probe_ms: Atomic::new(0),
+                    held_by_timeout: Atomic::new(false),
                 },
                 GFP_KERNEL,
             )?;
@@ -768,13 +798,16 @@ impl Target for RtMirror {
         // SAFETY: Set at module init to the module's pinned globals, which outlive every table
         // (a table holds a reference on the module).
         let globals: &'static Globals = unsafe { &*globals };
-        let mut tracks = TrackSet(KVec::with_capacity(legs.len() + logs.len(), GFP_KERNEL)?);
+        let mut tracks = TrackSet {
+            tracks: KVec::with_capacity(legs.len() + logs.len(), GFP_KERNEL)?,
+            globals,
+        };
         for dev in Iterator::chain(legs.iter().map(|l| l.dev.as_ref()), logs.iter().map(Some)) {
             let t = match dev {
-                Some(d) => Some(globals.track_for(d.devt())?),
+                Some(d) => Some(globals.track_for(d)?),
                 None => None,
             };
-            tracks.0.push(t, GFP_KERNEL)?;
+            tracks.tracks.push(t, GFP_KERNEL)?;
         }
         let io_source = setup.io_ref_source();
         let begin = setup.begin();

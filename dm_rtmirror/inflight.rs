@@ -21,10 +21,12 @@ use kernel::{
     alloc::flags::GFP_NOIO,
     bindings,
     block::bio::{BioCompletion, BioSet, OwnedBio, PageBuf, PreparedBioList},
-    device_mapper::IoRef,
+    device_mapper::{DmDev, IoRef},
+    fs::File,
     new_mutex, new_spinlock_irq,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
         Arc, Completion, Mutex, SpinLockIrq,
     },
@@ -86,6 +88,9 @@ unsafe impl Send for TrackHead {}
 #[pin_data]
 pub(crate) struct DevTrack {
     pub(crate) devt: u32,
+    /// The device's open file: bios queued here or given up may be submitted or complete
+    /// after every table released the device, so the track keeps it open.
+    _file: ARef<File>,
     #[pin]
     list: SpinLockIrq<TrackHead>,
     #[pin]
@@ -123,9 +128,10 @@ impl WorkItem for DevTrack {
 }
 
 impl DevTrack {
-    fn new(devt: u32, wq: &'static Queue) -> impl PinInit<Self> {
+    fn new(file: ARef<File>, devt: u32, wq: &'static Queue) -> impl PinInit<Self> {
         pin_init!(Self {
             devt,
+            _file: file,
             queue <- new_spinlock_irq!(PreparedBioList::new()),
             work <- new_work!("DevTrack::work"),
             wq,
@@ -207,16 +213,16 @@ impl Globals {
         unsafe { Queue::from_raw(self.wq.0) }
     }
 
-    /// The track of device `devt`, shared with other tables using it; counts one more user.
-    pub(crate) fn track_for(&self, devt: u32) -> Result<Arc<DevTrack>> {
+    /// The track of device `dev`, shared with other tables using it; counts one more user.
+    pub(crate) fn track_for(&self, dev: &DmDev) -> Result<Arc<DevTrack>> {
+        let devt = dev.devt();
         let mut tracks = self.tracks.lock();
-        // Forget devices nobody uses and no abandoned bio refers to any more.
-        tracks.retain(|t| t.users.load(Relaxed) > 0 || t.abandoned.load(Relaxed) > 0);
+        Self::forget_unused(&mut tracks);
         let found = tracks.iter().find(|t| t.devt == devt).cloned();
         let t = match found {
             Some(t) => t,
             None => {
-                let t = Arc::pin_init(DevTrack::new(devt, self.queue()), GFP_KERNEL)?;
+                let t = Arc::pin_init(DevTrack::new(dev.file(), devt, self.queue()), GFP_KERNEL)?;
                 tracks.push(t.clone(), GFP_KERNEL)?;
                 t
             }
@@ -224,16 +230,35 @@ impl Globals {
         t.users.fetch_add(1, Relaxed);
         Ok(t)
     }
+
+    /// Forgets devices nobody uses and no abandoned bio refers to any more (closing the
+    /// file their track holds once no bio holds the track either).
+    fn forget_unused(tracks: &mut KVec<Arc<DevTrack>>) {
+        tracks.retain(|t| t.users.load(Relaxed) > 0 || t.abandoned.load(Relaxed) > 0);
+    }
 }
 
 /// The tracks of one table's devices (legs first, then log copies); drops its use of them.
-pub(crate) struct TrackSet(pub(crate) KVec<Option<Arc<DevTrack>>>);
+pub(crate) struct TrackSet {
+    pub(crate) tracks: KVec<Option<Arc<DevTrack>>>,
+    pub(crate) globals: &'static Globals,
+}
+
+impl TrackSet {
+    pub(crate) fn get(&self, dev: usize) -> Option<&Arc<DevTrack>> {
+        self.tracks.get(dev).and_then(|t| t.as_ref())
+    }
+}
 
 impl Drop for TrackSet {
     fn drop(&mut self) {
-        for t in self.0.iter().flatten() {
+        for t in self.tracks.iter().flatten() {
             t.users.fetch_sub(1, Relaxed);
         }
+        // The table is going away (process context): a device no table uses is closed now,
+        // unless bios given up on it are still out (then at the next table or at unload).
+        self.tracks.clear();
+        Globals::forget_unused(&mut self.globals.tracks.lock());
     }
 }
 
@@ -423,7 +448,7 @@ impl RtMirror {
     /// Submits `bio` with `payload`, tracked for the timeout when one is set.
     pub(crate) fn submit_tracked(&self, bio: OwnedBio<LegIo>, payload: LegIo) {
         let track = if self.io_timeout_ms.load(Relaxed) > 0 {
-            self.tracks.0.get(payload.dev).cloned().flatten()
+            self.tracks.get(payload.dev).cloned()
         } else {
             None
         };
@@ -460,6 +485,33 @@ impl RtMirror {
         let _ = track.wq.enqueue(track.clone());
     }
 
+    /// Whether device `dev` has a bio of this table older than `timeout_ns`.
+    pub(crate) fn has_expired(&self, dev: usize, timeout_ns: i64) -> bool {
+        let Some(track) = self.tracks.get(dev) else {
+            return false;
+        };
+        let now = now_ns();
+        let me = self.table_id();
+        let guard = track.list.lock();
+        let head = guard.head.get();
+        // SAFETY: The list is initialised and we hold its lock; every entry is the `link` of
+        // a live `LegIo` (entries leave the list under the lock before their bio is freed).
+        unsafe {
+            let mut pos = (*head).next;
+            while pos != head {
+                let e = &*pos.cast::<LegIo>();
+                if now - e.started < timeout_ns {
+                    return false;
+                }
+                if e.table == me {
+                    return true;
+                }
+                pos = (*pos).next;
+            }
+        }
+        false
+    }
+
     /// Abandons up to `max` tracked entries of device `dev` older than `timeout_ns` and
     /// returns their owners in `out`. Returns whether any entry was that old (the device
     /// hangs).
@@ -469,7 +521,7 @@ impl RtMirror {
         timeout_ns: i64,
         out: &mut KVec<(Owner, usize)>,
     ) -> bool {
-        let Some(track) = self.tracks.0.get(dev).and_then(|t| t.as_ref()) else {
+        let Some(track) = self.tracks.get(dev) else {
             return false;
         };
         let now = now_ns();
@@ -551,6 +603,7 @@ impl RtMirror {
             let bio = match (self.dev_bdev(r.dev), pages) {
                 // SAFETY: Devices are open for the table's lifetime and bios of abandoned
                 // requests keep nothing of the table; the global bio set outlives all bios.
+                // A request without bytes (a flush) carries no data.
                 (Some(bdev), _) if r.bytes == 0 => unsafe {
                     self.leg_bios().alloc_dataless(bdev, r.opf, r.sector, 0)
                 },
@@ -601,7 +654,7 @@ impl Owner {
                 batch.finish(i, Err(ETIMEDOUT));
             }
             Owner::Probe => {
-                if let Some(Some(tr)) = t.tracks.0.get(dev) {
+                if let Some(tr) = t.tracks.get(dev) {
                     tr.probe.store(PROBE_IDLE, Release);
                 }
             }

@@ -19,9 +19,10 @@ use kernel::{
     },
 };
 
-use crate::inflight::{LegIo, LegResult, Owner};
-use crate::region::{WriteDone, WriteStart};
+use crate::inflight::{LegIo, LegResult, Owner, SyncReq};
+use crate::region::{leg_can_serve, WriteDone, WriteStart};
 use crate::status::LegState;
+use crate::table::MAX_LEGS;
 use crate::{RtMirror, RETRY_WORK};
 
 /// No region: the bio (an empty flush) is not tracked.
@@ -39,8 +40,12 @@ pub(crate) struct MirrorIo {
     legs_failed: Atomic<u32>,
     /// First error a leg returned (negative errno), 0 if none.
     first_error: Atomic<i32>,
-    /// The write must fail: it missed a leg and that cannot be recorded (log lost).
-    must_fail: Atomic<bool>,
+    /// The bio must fail with this error (negative errno), 0 if not: e.g. it missed a leg
+    /// and that cannot be recorded (log lost), or no leg is in sync.
+    fail_errno: Atomic<i32>,
+    /// A leg refused the discard or write-zeroes that another leg carried out: the legs may
+    /// differ in its range.
+    diverged: Atomic<bool>,
     /// Reads: legs tried so far (bit per leg).
     pub(crate) tried: Atomic<u32>,
 }
@@ -54,20 +59,30 @@ impl MirrorIo {
             legs_ok: Atomic::new(0),
             legs_failed: Atomic::new(0),
             first_error: Atomic::new(0),
-            must_fail: Atomic::new(false),
+            fail_errno: Atomic::new(0),
+            diverged: Atomic::new(false),
             tried: Atomic::new(0),
         }
     }
 
     pub(crate) fn fail(&self) {
-        self.must_fail.store(true, Relaxed);
+        self.fail_with(EIO);
+    }
+
+    fn fail_with(&self, e: Error) {
+        self.fail_errno.store(e.to_errno(), Relaxed);
+    }
+
+    fn must_fail(&self) -> bool {
+        self.fail_errno.load(Relaxed) != 0
     }
 }
 
 impl IoResult for MirrorIo {
     fn result(&self) -> Result {
-        if self.must_fail.load(Relaxed) {
-            return Err(EIO);
+        match self.fail_errno.load(Relaxed) {
+            0 => {}
+            e => return Err(Error::from_errno(e)),
         }
         // A write succeeds once one in-sync leg has it; a leg that failed was moved out of sync
         // (durably, see `legs_done`) before the write is acknowledged.
@@ -192,6 +207,9 @@ impl RtMirror {
             Ok(()) => {
                 io.state().legs_ok.fetch_add(1, Relaxed);
             }
+            // Read-ahead is speculative: devices may fail it (e.g. when busy) without being
+            // broken, so it neither detaches the leg nor is retried (dm-raid1 does the same).
+            Err(_) if io.bio().is_readahead() => io.state().fail(),
             Err(e) => {
                 self.leg_failed(leg, e);
                 self.read_retry(io);
@@ -209,9 +227,19 @@ impl RtMirror {
 
     /// Maps a write, flush, discard or write-zeroes.
     pub(crate) fn map_write(&self, mut bio: MapBio<'_, Self>) -> Mapped {
-        let has_data = matches!(bio.bio().op(), ReqOp::Write) && bio.bio().size() > 0;
+        let op = bio.bio().op();
+        let has_data = matches!(op, ReqOp::Write) && bio.bio().size() > 0;
         if has_data && !self.fit_one_leg_bio(&mut bio) {
             return bio.kill();
+        }
+        // Device-mapper splits writes at region boundaries (max_io_len) but not discards and
+        // write-zeroes: keep the part in this region, the rest comes back in another call, so
+        // every region they change is tracked.
+        if matches!(op, ReqOp::Discard | ReqOp::WriteZeroes) && bio.bio().size() > 0 {
+            let left = self.region_size - bio.target_sector() % self.region_size;
+            if !bio.accept_partial(left.min(u64::from(u32::MAX)) as u32) {
+                return bio.kill();
+            }
         }
         let region = if bio.bio().size() == 0 {
             NO_REGION
@@ -350,9 +378,12 @@ impl RtMirror {
                 let _ = st.first_error.cmpxchg(0, e.to_errno(), Relaxed);
                 // A leg that cannot discard or write zeroes (any more) fails that request, not
                 // the leg: its data is intact.
+                // The other legs may have carried it out: the region is resynced.
                 let unsupported = e == EOPNOTSUPP || e == EREMOTEIO;
                 let op = io.bio().op();
-                if !(unsupported && matches!(op, ReqOp::Discard | ReqOp::WriteZeroes)) {
+                if unsupported && matches!(op, ReqOp::Discard | ReqOp::WriteZeroes) {
+                    st.diverged.store(true, Relaxed);
+                } else {
                     st.legs_failed.fetch_add(1, Relaxed);
                     self.leg_failed(leg, e);
                 }
@@ -367,6 +398,12 @@ impl RtMirror {
     fn legs_done(&self, io: IoRef<Self>) {
         let st = io.state();
         let mut shared = self.shared.lock();
+        // Without an in-sync leg the mirror is failed: a Resyncing leg alone lacks the newest
+        // data of regions not copied yet, so nothing is acknowledged (design: failed = I/O
+        // errors, never stale data).
+        if !leg_can_serve(shared.state.legs()) {
+            st.fail();
+        }
         if st.region == NO_REGION {
             // A flush a leg missed (it failed there, or the leg is out of service and its state
             // not yet durable): acknowledged once the log records that leg as out of sync,
@@ -382,9 +419,31 @@ impl RtMirror {
             return;
         }
         let all_ok = st.legs_failed.load(Relaxed) == 0;
-        let done = shared
-            .regions()
-            .and_then(|mut r| r.write_done(st.region, all_ok));
+        let diverged = st.diverged.load(Relaxed);
+        let mut saturated = false;
+        let done = shared.regions().and_then(|mut r| {
+            saturated = r.writes_in_flight(st.region) == u16::MAX;
+            if diverged && all_ok {
+                r.write_done_diverged(st.region)
+            } else {
+                r.write_done(st.region, all_ok)
+            }
+        });
+        if diverged {
+            // The legs may differ in this region until the resync copied it. A write-zeroes
+            // that did not happen everywhere fails; the caller falls back to writing zeroes.
+            if io.bio().op() == ReqOp::WriteZeroes {
+                st.fail_with(EOPNOTSUPP);
+            }
+            self.resync_work.kick();
+        }
+        // Writes delayed because the region's counter was full may start now (from the retry
+        // work: starting them may sleep). Kicked under the lock, see `start_write`.
+        if saturated {
+            let sh = &mut *shared;
+            sh.restart.append(&mut sh.delayed);
+            self.retry_work.kick();
+        }
         match done {
             Ok(WriteDone::Ack) => {}
             Ok(WriteDone::AckAfter(generation)) => {
@@ -400,6 +459,45 @@ impl RtMirror {
         self.clean_work.kick_after(crate::CLEAN_DELAY_MS);
         drop(shared);
         // Dropping `io` acknowledges the write.
+    }
+
+    /// Flushes the volatile caches of every leg that receives writes and waits. A leg whose
+    /// flush fails is detached (a timeout already made it Degraded). Returns whether every
+    /// such leg flushed.
+    pub(crate) fn flush_legs(&self) -> bool {
+        let opf = kernel::bindings::req_op_REQ_OP_WRITE
+            | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
+            | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
+        let mut reqs = [SyncReq {
+            dev: 0,
+            opf,
+            sector: 0,
+            bytes: 0,
+        }; MAX_LEGS];
+        let mut n = 0;
+        for (i, _) in self.writable_legs() {
+            if let Some(r) = reqs.get_mut(n) {
+                r.dev = i;
+                n += 1;
+            }
+        }
+        let Ok(buf) = PageBuf::new_with(0, GFP_NOIO) else {
+            return false;
+        };
+        let mut res = [Ok(()), Ok(()), Ok(()), Ok(())];
+        if self.tracked_sync_io(buf, &reqs[..n], &mut res).is_err() {
+            return false;
+        }
+        let mut all = true;
+        for (r, res) in reqs.iter().zip(res.iter()).take(n) {
+            if let Err(e) = res {
+                all = false;
+                if *e != ETIMEDOUT {
+                    self.leg_failed(r.dev, *e);
+                }
+            }
+        }
+        all
     }
 
     /// A leg I/O failed: the leg is detached at once (Inactive) and I/O goes on.
@@ -421,7 +519,7 @@ impl RtMirror {
     /// Submits writes released by the log or a resync; completes those that must fail.
     pub(crate) fn release_writes(&self, mut list: IoList<Self>) {
         while let Some(io) = list.pop(&self.io_source) {
-            if io.state().must_fail.load(Relaxed) {
+            if io.state().must_fail() {
                 continue;
             }
             self.submit_legs(io);
@@ -432,9 +530,17 @@ impl RtMirror {
 impl TargetWorkFn<RETRY_WORK> for RtMirror {
     fn run(&self) {
         let mut list = IoList::new();
-        list.append(&mut self.shared.lock().read_retry);
+        let mut restart = IoList::new();
+        {
+            let mut shared = self.shared.lock();
+            list.append(&mut shared.read_retry);
+            restart.append(&mut shared.restart);
+        }
         while let Some(io) = list.pop(&self.io_source) {
             self.submit_read(io);
+        }
+        while let Some(io) = restart.pop(&self.io_source) {
+            self.start_write(io);
         }
     }
 }

@@ -22,7 +22,7 @@ use kernel::{
 use crate::log_format::{self, next_run, set_bits, CopyClass, LogOutcome, LogWant, ResyncSource};
 use crate::region::{LogDone, LogWrite, RegionError, RegionState, Regions};
 use crate::status::LegState;
-use crate::table::{MAX_LEGS, MAX_LOGS};
+use crate::table::MAX_LOGS;
 use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
 
 /// Region bookkeeping and the bios waiting on it, under the target's spinlock.
@@ -36,8 +36,10 @@ pub(crate) struct Shared {
     pub(crate) waiting_log: IoList<RtMirror>,
     /// Writes done on the legs, waiting for a log generation before they are acknowledged.
     pub(crate) waiting_ack: IoList<RtMirror>,
-    /// Writes to a region that a resync is copying.
+    /// Writes to a region that a resync is copying, or whose write counter is full.
     pub(crate) delayed: IoList<RtMirror>,
+    /// Delayed writes to start again (by the retry work).
+    pub(crate) restart: IoList<RtMirror>,
     /// Reads to retry on another leg.
     pub(crate) read_retry: IoList<RtMirror>,
     /// Leg that reads (and the resync) use while regions are out of sync; `None`: no leg is
@@ -57,6 +59,7 @@ impl Shared {
             waiting_log: IoList::new(),
             waiting_ack: IoList::new(),
             delayed: IoList::new(),
+            restart: IoList::new(),
             read_retry: IoList::new(),
             source: None,
         })
@@ -324,7 +327,9 @@ impl RtMirror {
         }
         self.log_upgrade.store(act.upgrade, Relaxed);
         self.untrusted.store(unknown, Relaxed);
-        *self.shared.lock() = shared;
+        // The old state's memory may be vmalloc'ed: free it after the spinlock (irqs off).
+        let old = core::mem::replace(&mut *self.shared.lock(), shared);
+        drop(old);
         Ok(())
     }
 
@@ -351,28 +356,7 @@ impl RtMirror {
             return;
         }
         // The flag says the legs are identical on stable media: flush their caches first.
-        let mut reqs = [SyncReq {
-            dev: 0,
-            opf: bindings::req_op_REQ_OP_WRITE | PREFLUSH,
-            sector: 0,
-            bytes: 0,
-        }; MAX_LEGS];
-        let mut n = 0;
-        for (i, _) in self.in_sync_legs() {
-            if let Some(r) = reqs.get_mut(n) {
-                r.dev = i;
-                n += 1;
-            }
-        }
-        let Ok(pages) = bufs.take_pages() else {
-            return;
-        };
-        let mut res = [const { Ok(()) }; MAX_LEGS];
-        match self.tracked_sync_io(pages, &reqs[..n], &mut res) {
-            Ok(back) => bufs.pages = back,
-            Err(_) => return,
-        }
-        if res.iter().take(n).any(|r| r.is_err()) {
+        if !self.flush_legs() {
             return;
         }
         self.write_generation(&mut bufs, true);
@@ -392,6 +376,27 @@ impl RtMirror {
             r.take_log_write()
         };
         let Some(w) = w else {
+            return false;
+        };
+        let clears = r.snapshot_clears();
+        // Regions are recorded clean only once every leg has on stable media the writes
+        // that made them clean: flush the legs first (as dm-raid1 does before a log write
+        // that clears bits). A leg whose flush fails is detached and this log write records
+        // that; if any leg did not flush, the regions stay dirty and are resynced.
+        if clears && !self.logs.is_empty() {
+            drop(shared);
+            let flushed = self.flush_legs();
+            shared = self.shared.lock();
+            let Ok(mut r) = shared.regions() else {
+                return false;
+            };
+            if !flushed {
+                // Only words of blocks already in the write change.
+                r.undo_snapshot_clears();
+            }
+            r.refresh_snapshot_legs();
+        }
+        let Ok(r) = shared.regions() else {
             return false;
         };
         // Encoded under the lock: the snapshot may only be read there.

@@ -3,7 +3,9 @@
 //! Resync: copies every out-of-sync region from the source leg (the one known to hold the
 //! newest data) to the other legs that receive writes, one region at a time, in 1 MiB chunks,
 //! throttled by `resync_kbps`. A region being copied is claimed in the region bookkeeping, so a
-//! write to it waits until the copy ends (no lost update between the copy and the write).
+//! write to it waits until the copy ends (no lost update between the copy and the write); a
+//! claim holds new writes back until those in flight finished, so a region written all the
+//! time is copied too. The throttle sleeps between regions, never while one is claimed.
 
 use crate::inflight::SyncReq;
 use kernel::{
@@ -15,6 +17,7 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
+use crate::region::ResyncClaim;
 use crate::status::LegState;
 use crate::table::MAX_LEGS;
 use crate::{RtMirror, RESYNC_WORK};
@@ -46,7 +49,6 @@ impl RtMirror {
         }
 
         let mut cursor = 0u64;
-        let mut skipped = false;
         let mut copied = 0u64;
         loop {
             if self.suspended.load(Relaxed) {
@@ -61,28 +63,24 @@ impl RtMirror {
             }
             let Ok(mut r) = shared.regions() else { return };
             let Some(region) = r.next_out_of_sync(cursor) else {
-                if skipped {
-                    // Regions with writes in flight were passed over: go round again.
-                    drop(shared);
-                    cursor = 0;
-                    skipped = false;
-                    fsleep(Delta::from_millis(10));
-                    continue;
-                }
                 drop(shared);
                 self.resync_finished(copied);
                 return;
             };
             match r.resync_begin(region) {
-                Ok(true) => {}
-                Ok(false) => {
-                    skipped = true;
+                Ok(ResyncClaim::Claimed) => drop(shared),
+                Ok(ResyncClaim::Draining) => {
+                    drop(shared);
+                    if !self.wait_drained(region) {
+                        return;
+                    }
+                }
+                Ok(ResyncClaim::NotNeeded) => {
                     cursor = region + 1;
                     continue;
                 }
                 Err(_) => return,
             }
-            drop(shared);
             let copied_to = self.copy_region(&mut buf, source, region);
             let mut delayed = IoList::new();
             let mut shared = self.shared.lock();
@@ -107,6 +105,37 @@ impl RtMirror {
             }
             copied += 1;
             cursor = region + 1;
+            // Throttled after the region is released: writes to it do not wait for the pause.
+            let start = region.saturating_mul(self.region_size);
+            let sectors = self.len.saturating_sub(start).min(self.region_size);
+            self.throttle((sectors << 9) as usize);
+        }
+    }
+
+    /// Waits until the writes in flight to `region`, claimed while they drain, finished.
+    /// Returns `false` (the claim given up, held-back writes restarted) if the target is being
+    /// suspended meanwhile.
+    fn wait_drained(&self, region: u64) -> bool {
+        loop {
+            fsleep(Delta::from_millis(1));
+            let mut shared = self.shared.lock();
+            if self.suspended.load(Relaxed) {
+                let _ = shared
+                    .regions()
+                    .and_then(|mut r| r.resync_end(region, false));
+                let mut delayed = IoList::new();
+                delayed.append(&mut shared.delayed);
+                drop(shared);
+                while let Some(io) = delayed.pop(&self.io_source) {
+                    self.start_write(io);
+                }
+                return false;
+            }
+            match shared.regions().and_then(|mut r| r.resync_begin(region)) {
+                Ok(ResyncClaim::Draining) => {}
+                Ok(ResyncClaim::Claimed) => return true,
+                Ok(ResyncClaim::NotNeeded) | Err(_) => return false,
+            }
         }
     }
 
@@ -199,18 +228,23 @@ impl RtMirror {
                 return None;
             }
             self.resync_bytes.fetch_add(bytes as u64, Relaxed);
-            self.throttle(bytes);
             sector += sectors as u64;
         }
         Some(target_legs.iter().take(n).fold(0u32, |m, &i| m | (1 << i)))
     }
 
-    /// Sleeps long enough that copying `bytes` stays within `resync_kbps`.
+    /// Sleeps long enough that copying `bytes` stays within `resync_kbps`, in slices, so a
+    /// suspend does not wait for the whole pause.
     fn throttle(&self, bytes: usize) {
         let kbps = self.resync_kbps.load(Relaxed);
-        if kbps > 0 {
-            let ms = (bytes as u64 * 1000) / (u64::from(kbps) * 1024);
-            fsleep(Delta::from_millis(ms as i64));
+        if kbps == 0 {
+            return;
+        }
+        let mut ms = (bytes as u64 * 1000) / (u64::from(kbps) * 1024);
+        while ms > 0 && !self.suspended.load(Relaxed) {
+            let slice = ms.min(100);
+            fsleep(Delta::from_millis(slice as i64));
+            ms -= slice;
         }
     }
 

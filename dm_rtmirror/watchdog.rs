@@ -3,7 +3,8 @@
 //! The watchdog: one delayed work per table that enforces `io_timeout_ms` over the in-flight
 //! I/O of every leg and log device ([`crate::inflight`]) and probes Degraded legs.
 //!
-//! A leg with I/O older than the timeout becomes Degraded: its abandonable bios are given up,
+//! A leg with I/O older than the timeout becomes Degraded, unless it is the last in-sync leg
+//! (then I/O waits for it, as it would for a plain disk): its abandonable bios are given up,
 //! so the writes waiting for them complete once the log records the Degraded state and their
 //! regions, and the reads go to another leg. A log copy that does not answer fails its log
 //! write (the log goes on with the other copy). A Degraded leg is probed with a small read;
@@ -25,7 +26,7 @@ use crate::inflight::{
     now_ns, LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
 };
 use crate::status::LegState;
-use crate::{RtMirror, WATCHDOG_WORK};
+use crate::{LegChange, RtMirror, WATCHDOG_WORK};
 
 /// A Degraded leg is probed this often.
 pub(crate) const PROBE_INTERVAL_MS: i64 = 1000;
@@ -62,11 +63,11 @@ impl RtMirror {
         let nr_devs = self.legs.len() + self.logs.len();
         if let Ok(mut batch) = KVec::with_capacity(ABANDON_BATCH, GFP_NOIO) {
             for dev in 0..nr_devs {
+                if dev < self.legs.len() && !self.leg_may_time_out(dev, timeout_ns, timeout) {
+                    continue;
+                }
                 loop {
-                    let hung = self.take_expired(dev, timeout_ns, &mut batch);
-                    if hung {
-                        self.device_timed_out(dev, timeout);
-                    }
+                    self.take_expired(dev, timeout_ns, &mut batch);
                     let full = batch.len() == ABANDON_BATCH;
                     while let Some((owner, d)) = batch.pop() {
                         owner.abandon(self, d);
@@ -84,23 +85,47 @@ impl RtMirror {
             .kick_after(Self::watchdog_period_ms(timeout));
     }
 
-    /// Device `dev` has I/O older than the timeout.
-    fn device_timed_out(&self, dev: usize, timeout: u32) {
-        if dev >= self.legs.len() {
-            // A log copy: its log write fails with ETIMEDOUT and the log marks it failed.
-            return;
+    /// Whether the expired bios of leg `leg` may be given up: the leg hangs and is moved out
+    /// of service (Degraded), or is out of service already. The last in-sync leg is kept:
+    /// its I/O waits, and business goes on once it answers (a log copy that hangs simply
+    /// fails its log write, see `run_watchdog`).
+    fn leg_may_time_out(&self, leg: usize, timeout_ns: i64, timeout: u32) -> bool {
+        let Some(l) = self.legs.get(leg) else {
+            return false;
+        };
+        if !self.has_expired(leg, timeout_ns) {
+            if l.held_by_timeout.xchg(false, Relaxed) {
+                pr_info!(
+                    "{}: leg {} answers again; it was kept as the last in-sync leg\n",
+                    self.dev_name(),
+                    leg
+                );
+            }
+            return false;
         }
-        if self.set_leg_state(
-            dev,
-            LegState::Degraded,
-            &[LegState::InSync, LegState::Resyncing],
-        ) {
-            pr_warn!(
-                "{}: leg {} did not answer within {} ms: Degraded, I/O goes on without it and the regions written meanwhile are tracked\n",
-                self.dev_name(),
-                dev,
-                timeout
-            );
+        let from = [LegState::InSync, LegState::Resyncing];
+        match self.change_leg_state(leg, LegState::Degraded, &from, true) {
+            LegChange::Changed => {
+                pr_warn!(
+                    "{}: leg {} did not answer within {} ms: Degraded, I/O goes on without it and the regions written meanwhile are tracked\n",
+                    self.dev_name(),
+                    leg,
+                    timeout
+                );
+                true
+            }
+            LegChange::NotInState => true,
+            LegChange::LastInSync => {
+                if !l.held_by_timeout.xchg(true, Relaxed) {
+                    pr_warn!(
+                        "{}: leg {} did not answer within {} ms, but it is the last in-sync leg: I/O waits for it\n",
+                        self.dev_name(),
+                        leg,
+                        timeout
+                    );
+                }
+                false
+            }
         }
     }
 
@@ -110,7 +135,7 @@ impl RtMirror {
             if leg.state() != LegState::Degraded {
                 continue;
             }
-            let (Some(dev), Some(Some(track))) = (&leg.dev, self.tracks.0.get(i)) else {
+            let (Some(dev), Some(track)) = (&leg.dev, self.tracks.get(i)) else {
                 continue;
             };
             match track.probe.load(Acquire) {

@@ -317,6 +317,9 @@ SCENARIOS = {
     "timeout_again_in_resync": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     "two_mirrors_hang": ([64, 64, 64, 64], check_two_mirrors, ("x86_64",)),
     "absent_rejoin": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "discard_split_rejoin": ([64, 64, 1, 1], check_identical_report, ALL),
+    "last_leg_timeout": ([64, 64, 1, 1], check_identical_report, ALL),
+    "microcode_update": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     # Measurement, on demand: --only timeout_cost (bounce copies with a timeout set).
     "timeout_cost": ([64, 64, 1, 1], check_timeout_cost, ()),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.

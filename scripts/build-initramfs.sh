@@ -26,7 +26,9 @@ copy_with_libs() { # <sysroot> <binary> <dest in root>
 }
 
 case $arch in
-x86_64) cp /bin/busybox "$root/bin/busybox"; copy_with_libs "" /sbin/dmsetup /sbin/dmsetup ;;
+x86_64) cp /bin/busybox "$root/bin/busybox"; copy_with_libs "" /sbin/dmsetup /sbin/dmsetup
+	# util-linux blkdiscard, for write-zeroes (-z), which busybox's lacks.
+	copy_with_libs "" /sbin/blkdiscard /sbin/blkdiscard.util ;;
 s390x) s390=$RTMIRROR_CACHE/s390x-userland/root
 	[ -e "$s390/bin/busybox" ] || die "s390x userland missing: run scripts/install-deps.sh"
 	cp "$s390/bin/busybox" "$root/bin/busybox"; copy_with_libs "$s390" /sbin/dmsetup /sbin/dmsetup ;;

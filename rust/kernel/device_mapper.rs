@@ -17,9 +17,13 @@ use crate::{
     block::bio::{result_to_status, Bio, ReqOp},
     error::{from_result, to_result, Error, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int, c_uint},
+    fs::File,
     prelude::*,
     str::CStr,
-    sync::atomic::{Atomic, Full, Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Full, Relaxed},
+    },
     types::Opaque,
     ThisModule,
 };
@@ -339,6 +343,16 @@ impl DmDev {
         unsafe { (*self.dev).bdev }
     }
 
+    /// A reference to the device's open file. It keeps the block device open (no longer
+    /// claimed) after the table released it, e.g. while bios given up on the device are
+    /// still queued for it or in flight.
+    pub fn file(&self) -> ARef<File> {
+        // SAFETY: `dev` is valid (type invariant) and open, so `bdev_file` is a file whose
+        // reference the table holds until `dm_put_device`; we take one of our own.
+        let file = unsafe { File::from_raw_file((*self.dev).bdev_file) };
+        ARef::from(file)
+    }
+
     /// Device number.
     pub fn devt(&self) -> u32 {
         // SAFETY: An open device's `bdev` is valid.
@@ -416,16 +430,42 @@ impl<'a, T: Target> MapBio<'a, T> {
     }
 
     /// Tells device-mapper to keep only the first `sectors` sectors in this bio; the rest comes
-    /// back in another call to `map`. Only reads and writes that are not atomic are split.
-    pub fn accept_partial(&mut self, sectors: u32) {
+    /// back in another call to `map`. Reads and writes that are not atomic are split, and
+    /// discards and write-zeroes, which device-mapper sends as one bio per target only (the
+    /// target sets one discard / write-zeroes bio, see [`TargetSetup::set_num_discard_bios`]).
+    ///
+    /// Returns whether the bio now ends after `sectors` sectors (also when it was no longer).
+    pub fn accept_partial(&mut self, sectors: u32) -> bool {
         let bio = self.bio();
-        let splittable = matches!(bio.op(), ReqOp::Read | ReqOp::Write)
-            && !bio.is_preflush()
-            && !bio.is_atomic();
+        let splittable = match bio.op() {
+            ReqOp::Read | ReqOp::Write => !bio.is_preflush() && !bio.is_atomic(),
+            ReqOp::Discard | ReqOp::WriteZeroes => self.single_abnormal_bio(),
+            _ => false,
+        };
         if splittable && sectors > 0 && sectors < bio.sectors() {
-            // SAFETY: Called from `map` with 0 < sectors < bio sectors on a non-flush bio, as
+            // SAFETY: Called from `map` with 0 < sectors < bio sectors on a non-flush,
+            // non-atomic bio that is not one of several duplicates, as
             // `dm_accept_partial_bio` requires.
             unsafe { bindings::dm_accept_partial_bio(self.bio, sectors) };
+            return true;
+        }
+        sectors >= bio.sectors()
+    }
+
+    /// Whether device-mapper sends this discard or write-zeroes as a single bio (not as
+    /// duplicates, which cannot be split).
+    fn single_abnormal_bio(&self) -> bool {
+        // SAFETY: `ti` is valid while mapping.
+        let (discard, zeroes) = unsafe {
+            (
+                (*self.ti).num_discard_bios,
+                (*self.ti).num_write_zeroes_bios,
+            )
+        };
+        match self.bio().op() {
+            ReqOp::Discard => discard == 1,
+            ReqOp::WriteZeroes => zeroes == 1,
+            _ => false,
         }
     }
 

@@ -70,9 +70,25 @@ pub enum WriteStart {
     /// Both log copies are lost: the write is not protected by the log.
     /// It may be submitted; every region already counts as out of sync.
     ProceedUnlogged,
-    /// A resync is copying the region: nothing was recorded; retry after
-    /// [`Regions::resync_end`].
+    /// A resync is copying (or waiting to copy) the region, or the region
+    /// has the most writes in flight a counter holds: nothing was recorded;
+    /// retry after [`Regions::resync_end`] or after a write to the region
+    /// finished.
     Delay,
+}
+
+/// Answer of [`Regions::resync_begin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncClaim {
+    /// The region is claimed and quiet: copy it, then call
+    /// [`Regions::resync_end`].
+    Claimed,
+    /// The region is claimed, but writes are still in flight: new writes are
+    /// held back ([`WriteStart::Delay`]); ask again once they finished. A
+    /// claim that is given up must be ended with `resync_end(r, false)`.
+    Draining,
+    /// The region does not need resync (nothing is claimed).
+    NotNeeded,
 }
 
 /// When a finished write may be acknowledged to the upper layer.
@@ -123,8 +139,6 @@ pub enum RegionError {
     BadIndex,
     /// The bitmap or counter slices are too short, or counts out of range.
     BadMemory,
-    /// Too many writes in flight to one region (65535).
-    TooManyInFlight,
     /// `write_done` without a matching `write_start`.
     NotInFlight,
     /// A write missed a leg, but no leg has been marked out of sync.
@@ -144,7 +158,6 @@ impl RegionError {
             Self::OutOfRange => c"region out of range",
             Self::BadIndex => c"leg or log index out of range",
             Self::BadMemory => c"region memory too small",
-            Self::TooManyInFlight => c"too many writes in flight to region",
             Self::NotInFlight => c"write completion without write",
             Self::LegNotMarked => c"leg missed a write but is still in sync",
             Self::NoSuchLogWrite => c"no such log write in flight",
@@ -165,6 +178,25 @@ pub fn leg_receives_writes(s: LegState) -> bool {
     matches!(s, LegState::InSync | LegState::Resyncing)
 }
 
+/// Whether the mirror can serve I/O: some leg is in sync. A Resyncing leg
+/// alone does not hold every region's newest data, so without an in-sync
+/// leg reads and writes fail (the mirror is failed, never stale).
+pub fn leg_can_serve(legs: &[LegState]) -> bool {
+    legs.contains(&LegState::InSync)
+}
+
+/// Whether the I/O timeout may take leg `leg` out of service: never when
+/// it is the last in-sync leg (I/O then waits for it as for a plain disk;
+/// business goes on once it answers, requirement A2). An I/O error still
+/// detaches it.
+pub fn timeout_may_suspend(legs: &[LegState], leg: usize) -> bool {
+    legs.get(leg) != Some(&LegState::InSync)
+        || legs
+            .iter()
+            .enumerate()
+            .any(|(i, &s)| i != leg && s == LegState::InSync)
+}
+
 /// The small, owned part of the region state (no borrowed memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegionState {
@@ -182,6 +214,7 @@ pub struct RegionState {
     image_changed: bool,
     snap_clean: bool,
     clean_on_disk: bool,
+    snap_clears: bool,
     leg_change_gen: u64,
     log_lost: bool,
     out_of_sync: u64,
@@ -219,6 +252,7 @@ impl RegionState {
             image_changed: false,
             snap_clean: false,
             clean_on_disk: false,
+            snap_clears: false,
             leg_change_gen: 0,
             log_lost: nr_copies == 0,
             out_of_sync: 0,
@@ -592,7 +626,11 @@ impl<'a> Regions<'a> {
             return Ok(WriteStart::Delay);
         }
         let slot = self.inflight.get_mut(i).ok_or(RegionError::OutOfRange)?;
-        *slot = slot.checked_add(1).ok_or(RegionError::TooManyInFlight)?;
+        let Some(n) = slot.checked_add(1) else {
+            // As many writes in flight as the counter holds: this one waits for one of them.
+            return Ok(WriteStart::Delay);
+        };
+        *slot = n;
         set_bit(self.candidate, r, false);
         if !bit(self.image, r) {
             set_bit(self.image, r, true);
@@ -629,7 +667,9 @@ impl<'a> Regions<'a> {
         if self.inflight(r) == 0 {
             return Err(RegionError::NotInFlight);
         }
-        if !all_legs_ok && self.st.all_legs_receive() {
+        // A leg that missed the write is out of service, or came back since (its return
+        // marked every region with writes in flight for resync).
+        if !all_legs_ok && self.st.all_legs_receive() && !bit(self.resync, r) {
             return Err(RegionError::LegNotMarked);
         }
         if let Some(slot) = self.inflight.get_mut(i) {
@@ -657,6 +697,25 @@ impl<'a> Regions<'a> {
         } else {
             WriteDone::Ack
         })
+    }
+
+    /// A write to region `r` finished, every leg is in service, but the
+    /// legs may now differ there (a write-zeroes or discard one leg
+    /// refused): the region is resynced, never cleaned before that.
+    pub fn write_done_diverged(&mut self, r: u64) -> Result<WriteDone, RegionError> {
+        let i = self.check(r)?;
+        if self.inflight(r) == 0 {
+            return Err(RegionError::NotInFlight);
+        }
+        if let Some(slot) = self.inflight.get_mut(i) {
+            *slot = slot.saturating_sub(1);
+        }
+        if !bit(self.resync, r) {
+            set_bit(self.resync, r, true);
+            self.st.out_of_sync = self.st.out_of_sync.saturating_add(1);
+        }
+        set_bit(self.candidate, r, false);
+        Ok(WriteDone::Ack)
     }
 
     /// Changes the state of leg `leg`. Leaving [`LegState::InSync`] records
@@ -833,6 +892,11 @@ impl<'a> Regions<'a> {
         copy_blocks(self.snapshot, self.image, self.changed);
         copy_slice(self.snap_blocks, self.changed);
         self.changed.fill(0);
+        self.st.snap_clears = self
+            .durable
+            .iter()
+            .zip(self.snapshot.iter())
+            .any(|(d, s)| d & !s != 0);
         self.st.snap_legs = self.st.legs;
         self.st.snap_stale = self.st.stale_since;
         self.st.snap_clean = clean;
@@ -871,6 +935,64 @@ impl<'a> Regions<'a> {
     /// (its words in [`Regions::snapshot`] changed since the previous one).
     pub fn snapshot_blocks(&self) -> &[u64] {
         self.snap_blocks
+    }
+
+    /// Whether the log write in flight clears a region that is durably
+    /// dirty. Before it is written, every leg must flush: a region may only
+    /// be recorded clean once the writes that made it clean are on stable
+    /// media of every leg (a volatile cache could still lose them).
+    pub fn snapshot_clears(&self) -> bool {
+        self.st.in_flight.is_some() && self.st.snap_clears
+    }
+
+    /// A leg could not flush before the log write in flight, which clears
+    /// regions: it keeps them dirty instead, and they are resynced (the leg
+    /// may have lost writes that made them clean).
+    pub fn undo_snapshot_clears(&mut self) {
+        if self.st.in_flight.is_none() || !self.st.snap_clears {
+            return;
+        }
+        let words = self
+            .durable
+            .iter()
+            .zip(self.snapshot.iter_mut())
+            .zip(self.image.iter_mut())
+            .zip(self.resync.iter_mut())
+            .zip(self.candidate.iter_mut());
+        let mut added = 0u64;
+        for ((((d, snap), img), rs), cand) in words {
+            let cleared = *d & !*snap;
+            *snap |= cleared;
+            *img |= cleared;
+            added = added.saturating_add(u64::from((cleared & !*rs).count_ones()));
+            *rs |= cleared;
+            *cand &= !cleared;
+        }
+        self.st.out_of_sync = self.st.out_of_sync.saturating_add(added);
+        self.st.snap_clears = false;
+    }
+
+    /// Takes the current leg states into the log write in flight (a leg
+    /// whose flush failed after the snapshot is recorded out of sync by
+    /// this very write). Legs that left sync since are stale from this
+    /// generation on.
+    pub fn refresh_snapshot_legs(&mut self) {
+        if self.st.in_flight.is_none() {
+            return;
+        }
+        let gen = self.st.issued_gen;
+        self.st.snap_legs = self.st.legs;
+        for (d, &s) in self
+            .st
+            .snap_stale
+            .iter_mut()
+            .zip(self.st.stale_since.iter())
+        {
+            *d = s.min(gen);
+        }
+        if self.st.leg_change_gen > gen {
+            self.st.leg_change_gen = gen;
+        }
     }
 
     /// The header of the log write in flight (or of the last one issued).
@@ -955,16 +1077,25 @@ impl<'a> Regions<'a> {
         self.inflight(r)
     }
 
-    /// Claims region `r` for a resync copy: only when it needs resync and
-    /// no write is in flight. While claimed, [`Regions::write_start`]
-    /// returns [`WriteStart::Delay`].
-    pub fn resync_begin(&mut self, r: u64) -> Result<bool, RegionError> {
+    /// Claims region `r` for a resync copy if it needs resync. While
+    /// claimed, [`Regions::write_start`] returns [`WriteStart::Delay`], so
+    /// a region written all the time still drains: the claim is
+    /// [`ResyncClaim::Draining`] until the writes in flight finished, then
+    /// [`ResyncClaim::Claimed`] (ask again).
+    pub fn resync_begin(&mut self, r: u64) -> Result<ResyncClaim, RegionError> {
         self.check(r)?;
-        if self.inflight(r) != 0 || bit(self.recovering, r) || !bit(self.resync, r) {
-            return Ok(false);
+        if !self.needs_resync(r) {
+            if bit(self.recovering, r) {
+                return Err(RegionError::NotRecovering);
+            }
+            return Ok(ResyncClaim::NotNeeded);
         }
         set_bit(self.recovering, r, true);
-        Ok(true)
+        Ok(if self.inflight(r) == 0 {
+            ResyncClaim::Claimed
+        } else {
+            ResyncClaim::Draining
+        })
     }
 
     /// Ends the resync copy of region `r`. If `copied` and every leg that

@@ -84,7 +84,7 @@ fn absent_leg_at_activation_encodes() {
             LogDone::Durable(w.generation)
         );
         for reg in 0..NR {
-            assert!(r.resync_begin(reg).unwrap());
+            assert_eq!(r.resync_begin(reg).unwrap(), ResyncClaim::Claimed);
             assert!(r.resync_end(reg, true).unwrap());
         }
         r.set_leg_state(1, LegState::InSync).unwrap();
@@ -197,14 +197,15 @@ fn resync_claims_region() {
     r.set_leg_state(1, LegState::Resyncing).unwrap();
     flush_r(&mut r);
     assert_eq!(r.next_out_of_sync(0), Some(0));
-    assert!(r.resync_begin(0).unwrap());
+    assert_eq!(r.resync_begin(0).unwrap(), ResyncClaim::Claimed);
     assert_eq!(r.write_start(0).unwrap(), WriteStart::Delay);
     assert!(r.resync_end(0, true).unwrap());
     assert_eq!(r.write_start(0).unwrap(), WriteStart::Proceed);
-    assert!(!r.resync_begin(1).unwrap() || r.resync_end(1, true).unwrap());
-    assert!(!r.resync_begin(0).unwrap()); // write in flight / synced
+    assert_eq!(r.resync_begin(1).unwrap(), ResyncClaim::Claimed);
+    assert!(r.resync_end(1, true).unwrap());
+    assert_eq!(r.resync_begin(0).unwrap(), ResyncClaim::NotNeeded); // synced
     for reg in 1..NR {
-        assert!(r.resync_begin(reg).unwrap() || !r.needs_resync(reg));
+        assert!(r.resync_begin(reg).unwrap() == ResyncClaim::Claimed || !r.needs_resync(reg));
         let _ = r.resync_end(reg, true);
     }
     assert_eq!(r.state().out_of_sync_regions(), 0);
@@ -664,8 +665,17 @@ impl Model {
             Op::ResyncStep => {
                 let mut r = self.m.r();
                 if let Some(reg) = r.next_out_of_sync(0) {
-                    if r.resync_begin(reg).unwrap() && r.resync_end(reg, true).unwrap() {
-                        self.diverged[reg as usize] = false;
+                    match r.resync_begin(reg).unwrap() {
+                        ResyncClaim::Claimed => {
+                            if r.resync_end(reg, true).unwrap() {
+                                self.diverged[reg as usize] = false;
+                            }
+                        }
+                        // A write is in flight: give the claim up (the worker would wait).
+                        ResyncClaim::Draining => {
+                            r.resync_end(reg, false).unwrap();
+                        }
+                        ResyncClaim::NotNeeded => {}
                     }
                 }
             }

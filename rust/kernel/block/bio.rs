@@ -119,6 +119,12 @@ impl Bio {
         self.opf() & (1u32 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
     }
 
+    /// Whether the bio is speculative read-ahead (`REQ_RAHEAD`): it may fail without
+    /// meaning the device is broken.
+    pub fn is_readahead(&self) -> bool {
+        self.opf() & (1u32 << bindings::req_flag_bits___REQ_RAHEAD) != 0
+    }
+
     /// Whether the bio is an atomic write (`REQ_ATOMIC`).
     pub fn is_atomic(&self) -> bool {
         self.opf() & (1u32 << bindings::req_flag_bits___REQ_ATOMIC) != 0

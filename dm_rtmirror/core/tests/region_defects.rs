@@ -1,0 +1,200 @@
+//! Region bookkeeping: one test per defect found by review (each failed on the code before
+//! its fix).
+
+use rtmirror_core::region::*;
+use rtmirror_core::status::LegState;
+
+const NR: u64 = 16;
+
+struct Mem {
+    st: RegionState,
+    bits: Vec<u64>,
+    inflight: Vec<u16>,
+}
+
+impl Mem {
+    fn new(legs: &[LegState]) -> Self {
+        let mut m = Mem {
+            st: RegionState::new(NR, legs, 2).unwrap(),
+            bits: vec![0; region_words_needed(NR)],
+            inflight: vec![0; NR as usize],
+        };
+        m.r().activate_nosync(0);
+        m
+    }
+    fn r(&mut self) -> Regions<'_> {
+        Regions::new(&mut self.st, &mut self.bits, &mut self.inflight).unwrap()
+    }
+    /// Issues and completes the due log write on both copies.
+    fn log(&mut self) -> Option<u64> {
+        let w = self.r().take_log_write()?;
+        self.r().log_written(w.generation, w.copies).unwrap();
+        Some(w.generation)
+    }
+    /// Starts a write to `r` and makes it submittable.
+    fn start(&mut self, r: u64) {
+        match self.r().write_start(r).unwrap() {
+            WriteStart::Proceed => {}
+            WriteStart::WaitFor(g) => {
+                let done = self.log().unwrap();
+                assert!(done >= g);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A write failed on leg 1 (which was detached), and the operator rejoined leg 1 before the
+/// write completed: the write must still complete (leg 0 has it), its region must be quiesced
+/// so the resync can claim it, and it must be resynced.
+#[test]
+fn failed_write_racing_rejoin_completes_and_quiesces() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(3);
+    m.r().set_leg_state(1, LegState::Inactive).unwrap();
+    // rejoin 1: full resync, leg Resyncing again.
+    m.r().mark_all_out_of_sync();
+    m.r().set_leg_state(1, LegState::Resyncing).unwrap();
+    let done = m.r().write_done(3, false);
+    assert!(
+        matches!(done, Ok(WriteDone::Ack) | Ok(WriteDone::AckAfter(_))),
+        "write_done after rejoin: {done:?}"
+    );
+    assert_eq!(m.r().writes_in_flight(3), 0);
+    assert!(m.r().needs_resync(3));
+    m.log();
+    assert_eq!(m.r().resync_begin(3), Ok(ResyncClaim::Claimed));
+}
+
+/// A write that failed on a leg that is still in service is a caller error.
+#[test]
+fn unmarked_failed_leg_is_still_an_error() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(3);
+    assert_eq!(m.r().write_done(3, false), Err(RegionError::LegNotMarked));
+    // The write is still accounted.
+    assert_eq!(m.r().writes_in_flight(3), 1);
+}
+
+/// The 65536th concurrent write to one region waits (it does not fail), and may start once
+/// one of the others finished.
+#[test]
+fn saturated_region_counter_delays_instead_of_failing() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(5);
+    for _ in 1..u16::MAX {
+        assert_eq!(m.r().write_start(5), Ok(WriteStart::Proceed));
+    }
+    assert_eq!(m.r().writes_in_flight(5), u16::MAX);
+    assert_eq!(m.r().write_start(5), Ok(WriteStart::Delay));
+    assert_eq!(m.r().write_done(5, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().write_start(5), Ok(WriteStart::Proceed));
+}
+
+/// A write-zeroes (or discard) that one leg refused leaves the legs different: the region is
+/// resynced, not cleaned, although every leg stays in service.
+#[test]
+fn diverged_write_is_resynced_not_cleaned() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(7);
+    assert_eq!(m.r().write_done_diverged(7), Ok(WriteDone::Ack));
+    assert_eq!(m.r().writes_in_flight(7), 0);
+    assert!(m.r().needs_resync(7));
+    assert_eq!(m.r().clean_batch(u64::MAX), 0);
+    m.log();
+    assert!(m.r().is_durably_dirty(7));
+    assert_eq!(m.r().resync_begin(7), Ok(ResyncClaim::Claimed));
+    assert_eq!(m.r().resync_end(7, true), Ok(true));
+    assert_eq!(m.r().state().out_of_sync_regions(), 0);
+}
+
+/// A region written all the time can still be resynced: the resync's claim holds new writes
+/// back until the ones in flight finished, instead of passing the region over forever.
+#[test]
+fn resync_claim_drains_a_busy_region() {
+    let mut m = Mem::new(&[LegState::InSync, LegState::Resyncing]);
+    m.r().mark_all_out_of_sync();
+    m.log();
+    m.start(2);
+    assert_eq!(m.r().resync_begin(2), Ok(ResyncClaim::Draining));
+    // New writes wait for the copy.
+    assert_eq!(m.r().write_start(2), Ok(WriteStart::Delay));
+    // Still draining while the old write is out; claimed once it finished.
+    assert_eq!(m.r().resync_begin(2), Ok(ResyncClaim::Draining));
+    assert_eq!(m.r().write_done(2, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().resync_begin(2), Ok(ResyncClaim::Claimed));
+    assert_eq!(m.r().write_start(2), Ok(WriteStart::Delay));
+    assert_eq!(m.r().resync_end(2, true), Ok(true));
+    assert!(!m.r().needs_resync(2));
+    // A region that does not need resync is not claimed.
+    assert_eq!(m.r().resync_begin(2), Ok(ResyncClaim::NotNeeded));
+}
+
+/// Clearing regions in the log is only safe once every leg flushed the writes that made them
+/// clean: the log write says whether it clears any region, and the leg states it records can
+/// be refreshed after the legs' flush (a leg whose flush failed is recorded out of sync).
+#[test]
+fn log_write_that_clears_is_told_and_refreshes_legs() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(4);
+    assert!(m.r().is_durably_dirty(4));
+    // Setting a bit does not clear anything.
+    m.start(6);
+    assert_eq!(m.r().write_done(4, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().write_done(6, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().clean_batch(u64::MAX), 2);
+    let w = m.r().take_log_write().unwrap();
+    assert!(m.r().snapshot_clears());
+    // Leg 1's flush failed: it is detached, and the write in flight records it.
+    m.r().set_leg_state(1, LegState::Inactive).unwrap();
+    m.r().refresh_snapshot_legs();
+    let h = m.r().snapshot_header([1; 16], 8);
+    assert_eq!(h.leg_states[1], LegState::Inactive);
+    assert_eq!(h.stale_since[1], w.generation);
+    m.r().log_written(w.generation, w.copies).unwrap();
+    assert_eq!(m.r().state().pending_leg_change(), None);
+}
+
+/// While no leg is in sync, writes must not be acknowledged: a Resyncing leg alone does not
+/// hold the newest data of every region.
+#[test]
+fn no_in_sync_leg_means_failed() {
+    assert!(leg_can_serve(&[LegState::InSync, LegState::Resyncing]));
+    assert!(!leg_can_serve(&[LegState::Inactive, LegState::Resyncing]));
+    assert!(!leg_can_serve(&[LegState::Degraded, LegState::Missing]));
+}
+
+/// The timeout never takes the last in-sync leg out of service; an error may.
+#[test]
+fn timeout_keeps_the_last_in_sync_leg() {
+    let legs = [LegState::Resyncing, LegState::InSync];
+    assert!(!timeout_may_suspend(&legs, 1));
+    assert!(timeout_may_suspend(&legs, 0));
+    let legs = [LegState::InSync, LegState::InSync];
+    assert!(timeout_may_suspend(&legs, 0));
+    let legs = [LegState::Degraded, LegState::InSync, LegState::InSync];
+    assert!(timeout_may_suspend(&legs, 2));
+    let legs = [LegState::Degraded, LegState::InSync, LegState::Split];
+    assert!(!timeout_may_suspend(&legs, 1));
+}
+
+/// A leg that cannot flush before a log write that clears regions: they stay dirty and are
+/// resynced.
+#[test]
+fn failed_flush_keeps_regions_dirty() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(4);
+    assert_eq!(m.r().write_done(4, true), Ok(WriteDone::Ack));
+    assert_eq!(m.r().clean_batch(u64::MAX), 1);
+    let w = m.r().take_log_write().unwrap();
+    assert!(m.r().snapshot_clears());
+    m.r().undo_snapshot_clears();
+    assert!(!m.r().snapshot_clears());
+    m.r().log_written(w.generation, w.copies).unwrap();
+    assert!(m.r().is_durably_dirty(4));
+    assert!(m.r().needs_resync(4));
+    assert_eq!(m.r().state().out_of_sync_regions(), 1);
+    assert_eq!(m.r().resync_begin(4), Ok(ResyncClaim::Claimed));
+    assert_eq!(m.r().resync_end(4, true), Ok(true));
+    assert_eq!(m.r().state().out_of_sync_regions(), 0);
+}

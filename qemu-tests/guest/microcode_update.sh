@@ -1,0 +1,35 @@
+#!/bin/sh
+# Reliability issue, section 0 (paper 3.4): a storage subsystem's microcode update. Leg 0's
+# subsystem goes away (hang: Degraded) and comes back (differential resync, R); while that
+# resync runs, leg 1's subsystem, the resync source, is slow (every request 1.5 s, beyond the
+# 1 s timeout) for a while. A verifying writer runs throughout: no write fails, leg 1 is never
+# taken out of service, the resync completes, every acknowledged write reads back from each
+# leg as primary, and the legs end identical (host).
+. /scenarios/lib.sh
+load_rtmirror
+expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 6 region_size 1024 io_timeout_ms 1000 resync_kbps 2048"
+wait_in_sync m0
+vwriter_start /dev/mapper/m0 w 0 256
+sleep 2
+host hang 0
+wait_leg_state m0 0 D 60 >/dev/null || exit 0
+sleep 3
+host release 0
+wait_leg_state m0 0 R 60 >/dev/null || exit 0
+host delay 1 1500
+i=0
+while [ $i -lt 8 ]; do
+	legs=$(status_of m0 | cut -d' ' -f2)
+	case $legs in ?A) ;; *) fail "leg 1 left service while slow: $(status_of m0)"; break ;; esac
+	sleep 1; i=$((i + 1))
+done
+host heal 1
+wait_leg_state m0 0 A 180 >/dev/null
+vwriter_stop w
+wait_in_sync m0 180
+result writes "$(vwriter_count w)"
+vwriter_verify /dev/mapper/m0 w
+expect "primary 0" dmsetup message m0 0 primary 0
+vwriter_verify /dev/mapper/m0 w
+expect "remove m0" dmsetup remove m0
+kernel_log_clean
