@@ -196,6 +196,13 @@ struct RtMirror {
     primary_explicit: Atomic<bool>,
     resync_kbps: Atomic<u32>,
     nosync: bool,
+    /// `log_uuid` of the table: the log copies must carry it.
+    log_uuid: Option<[u8; 16]>,
+    /// No valid log copy and not a new log: no leg is known to hold the newest data, so I/O
+    /// fails until the operator names one (`trust`).
+    untrusted: Atomic<bool>,
+    /// A log copy is version 1: the next log write upgrades the copies one at a time.
+    log_upgrade: Atomic<bool>,
     /// Largest logical block size of the present legs, in bytes.
     logical_block_size: u32,
     io_source: IoRefSource<RtMirror>,
@@ -405,6 +412,7 @@ impl RtMirror {
             Message::Rejoin(i) => return self.rejoin_leg(usize::from(i)),
             Message::Resync => return self.resync_all(),
             Message::RejoinLog(i) => return self.rejoin_log(usize::from(i)),
+            Message::Trust(i) => return self.trust_leg(usize::from(i)),
         }
         Ok(())
     }
@@ -556,6 +564,59 @@ impl RtMirror {
         Ok(())
     }
 
+    /// `trust <i>`: no leg is known to hold the newest data (the log was lost or corrupt, or
+    /// names no available in-sync leg): the operator names leg `i`; every region is resynced
+    /// from it and I/O resumes.
+    fn trust_leg(&self, i: usize) -> Result {
+        if self.legs.get(i).is_none_or(|l| l.dev.is_none()) {
+            pr_warn!(
+                "{}: trust {}: the leg is absent
+",
+                self.dev_name(),
+                i
+            );
+            return Err(EINVAL);
+        }
+        if self.late_ios(i) > 0 {
+            pr_warn!(
+                "{}: trust {}: timed-out I/Os of the leg are still outstanding
+",
+                self.dev_name(),
+                i
+            );
+            return Err(EBUSY);
+        }
+        {
+            let mut shared = self.shared.lock();
+            if shared.source.is_some() && !self.untrusted.load(Relaxed) {
+                drop(shared);
+                pr_warn!(
+                    "{}: trust {}: a leg is known to hold the newest data; use 'resync'\n",
+                    self.dev_name(),
+                    i
+                );
+                return Err(EBUSY);
+            }
+            if shared.regions().and_then(|mut r| r.trust_leg(i)).is_err() {
+                return Err(EINVAL);
+            }
+            shared.source = Some(i);
+            for (leg, s) in self.legs.iter().zip(shared.state.legs()) {
+                leg.set_state(*s);
+            }
+            self.untrusted.store(false, Relaxed);
+        }
+        pr_warn!(
+            "{}: leg {} trusted by the operator: full resync from it\n",
+            self.dev_name(),
+            i
+        );
+        self.event.raise();
+        self.log_work.kick();
+        self.resync_work.kick();
+        Ok(())
+    }
+
     /// `resync`: copies every region from the source leg to every other leg in service.
     fn resync_all(&self) -> Result {
         let source = {
@@ -586,8 +647,8 @@ impl RtMirror {
     }
 }
 
-/// Largest number of table words we accept: 1 + 4 legs + 1 + 2 logs + 1 + 9 option words.
-const MAX_TABLE_WORDS: usize = 32;
+/// Largest number of table words we accept: 1 + 4 legs + 1 + 2 logs + 1 + 11 option words.
+const MAX_TABLE_WORDS: usize = 34;
 
 #[vtable]
 impl Target for RtMirror {
@@ -686,18 +747,6 @@ impl Target for RtMirror {
         let name = CString::try_from_fmt(fmt!("{}", setup.device_name()))?;
         let nr_regions = len.div_ceil(cfg.region_size);
         let log_bytes = log_format::log_bytes_needed(nr_regions);
-        if log_bytes > u64::from(kernel::block::bio::BIO_MAX_VECS) * 4096 {
-            return Err(reject(
-                setup,
-                c"region_size too small for the log",
-                format_args!(
-                    "{} regions need a {} byte log, at most {} supported: choose a larger region_size",
-                    nr_regions,
-                    log_bytes,
-                    kernel::block::bio::BIO_MAX_VECS * 4096
-                ),
-            ));
-        }
         for (i, log) in logs.iter().enumerate() {
             if log.nr_sectors() << 9 < log_bytes {
                 return Err(reject(
@@ -725,11 +774,14 @@ impl Target for RtMirror {
             &table_states[..legs.len()],
             logs.len().max(1) as u8,
         )?;
-        let log_bufs = LogBuffers::new(if logs.is_empty() {
-            4096
-        } else {
-            log_bytes as usize
-        })?;
+        let log_bufs = LogBuffers::new(
+            if logs.is_empty() {
+                4096
+            } else {
+                usize::try_from(log_bytes).map_err(|_| EINVAL)?
+            },
+            region::block_map_words(nr_regions),
+        )?;
         pr_info!(
             "{}: {} legs ({} present), {} log devices, region size {} sectors, {} regions\n",
             name.to_str().unwrap_or("?"),
@@ -787,6 +839,9 @@ impl Target for RtMirror {
             primary_explicit: Atomic::new(cfg.primary_explicit),
             resync_kbps: Atomic::new(cfg.resync_kbps),
             nosync: cfg.nosync,
+            log_uuid: cfg.log_uuid,
+            untrusted: Atomic::new(false),
+            log_upgrade: Atomic::new(false),
             logical_block_size,
             io_source,
             activated: Atomic::new(false),
@@ -829,9 +884,15 @@ impl Target for RtMirror {
             let _ = shared.regions().map(|mut r| r.clean_batch(u64::MAX));
         }
         self.run_log_writes();
+        // Only a clean suspend: the next activation then resyncs nothing.
+        self.write_clean_shutdown();
     }
 
     fn map(&self, bio: MapBio<'_, Self>) -> Mapped {
+        // No leg is known to hold the newest data: never serve or write possibly stale data.
+        if self.untrusted.load(Relaxed) {
+            return bio.kill();
+        }
         match bio.bio().op() {
             ReqOp::Read => self.map_read(bio),
             ReqOp::Write | ReqOp::Flush | ReqOp::Discard | ReqOp::WriteZeroes => {
@@ -856,6 +917,9 @@ impl Target for RtMirror {
                     (shared.state.in_sync_regions(), shared.source)
                 };
                 let mut health = health_of(legs);
+                if self.untrusted.load(Relaxed) {
+                    health = Health::Failed;
+                }
                 // Regions that may differ mean the data has one good copy only.
                 if health == Health::Healthy && in_sync < self.nr_regions {
                     health = Health::Degraded;
@@ -927,6 +991,7 @@ impl RtMirror {
             primary_explicit: self.primary_explicit.load(Relaxed),
             resync_kbps: self.resync_kbps.load(Relaxed),
             nosync: self.nosync,
+            log_uuid: self.log_uuid,
         };
         for (slot, leg) in cfg.legs.iter_mut().zip(self.legs.iter()) {
             *slot = leg.dev.as_ref().map(|d| d.name().to_str().unwrap_or("?"));

@@ -575,8 +575,8 @@ impl RtMirror {
         hung
     }
 
-    /// Runs `reqs` in parallel on `buf` (each carries its first `bytes`), tracked like
-    /// application I/O, and waits for them; results go to `out`. A request abandoned by the
+    /// Runs `reqs` in parallel on `buf` (each carries its first `bytes`; 0 bytes: an empty
+    /// flush), tracked like application I/O, and waits for them; results go to `out`. A request abandoned by the
     /// watchdog fails with `ETIMEDOUT`. Returns the buffer unless a bio still uses it.
     pub(crate) fn tracked_sync_io(
         &self,

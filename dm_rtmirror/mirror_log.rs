@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The mirrored dirty-region log: activation from the log copies, and the log worker that
-//! writes new generations to every healthy copy in parallel.
+//! The mirrored dirty-region log: activation from the log copies (format version 1 or 2), and
+//! the log worker that writes each new generation to every healthy copy in parallel: only the
+//! bitmap blocks that changed, then one header slot (docs/log-format.md).
 //!
 //! The decisions (format, which copy to trust, which regions are dirty, when a write may go)
 //! are in `core/` (`log_format`, `region`); this file moves bytes and bios. With no log device
@@ -11,14 +12,15 @@
 use crate::inflight::SyncReq;
 use kernel::{
     alloc::flags::GFP_NOIO,
-    block::bio::PageBuf,
+    bindings,
+    block::bio::{PageBuf, BIO_MAX_VECS},
     device_mapper::{IoList, TargetWorkFn},
     prelude::*,
     sync::atomic::Relaxed,
 };
 
-use crate::log_format::{self, LogHeader, LogIdentity, ResyncSource};
-use crate::region::{LogDone, RegionError, RegionState, Regions};
+use crate::log_format::{self, next_run, set_bits, CopyClass, LogOutcome, LogWant, ResyncSource};
+use crate::region::{LogDone, LogWrite, RegionError, RegionState, Regions};
 use crate::status::LegState;
 use crate::table::MAX_LOGS;
 use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
@@ -86,23 +88,55 @@ impl Shared {
     }
 }
 
-/// Buffers of the log worker and of activation.
+/// Bytes of one log block.
+const BLOCK: usize = log_format::LOG_BLOCK_BYTES as usize;
+
+/// Buffers of the log worker, allocated with the table: a log write allocates nothing but
+/// its bios (and new pages after a hung copy kept the old ones).
 pub(crate) struct LogBuffers {
-    /// One encoded log copy.
+    /// The blocks of one log write at their place in a copy; the header is encoded in block
+    /// 0 (it goes to each copy's own slot).
     encoded: KVVec<u8>,
-    /// The same bytes in pages, for the bios; `None` after a log write was abandoned on a
-    /// hung copy (its bio keeps the pages) until new ones are allocated.
+    /// Bit per bitmap block: the blocks of the log write being written.
+    blocks: KVVec<u64>,
+    /// Pages for the bios (at most `BIO_MAX_VECS`); `None` after a log write was abandoned
+    /// on a hung copy (its bio keeps the pages) until new ones are allocated.
     pages: Option<PageBuf>,
 }
 
 impl LogBuffers {
-    pub(crate) fn new(log_bytes: usize) -> Result<Self> {
+    pub(crate) fn new(log_bytes: usize, block_words: usize) -> Result<Self> {
         Ok(Self {
             encoded: KVVec::from_elem(0u8, log_bytes, GFP_KERNEL)?,
-            pages: Some(PageBuf::new(log_bytes)?),
+            blocks: KVVec::from_elem(0u64, block_words, GFP_KERNEL)?,
+            pages: Some(PageBuf::new(Self::page_bytes(log_bytes))?),
         })
     }
+
+    /// Bytes of the page buffer for a log of `log_bytes`.
+    fn page_bytes(log_bytes: usize) -> usize {
+        log_bytes.clamp(BLOCK, BIO_MAX_VECS as usize * BLOCK)
+    }
+
+    /// The page buffer, allocated anew (`GFP_NOIO`) if a hung copy kept the old one.
+    fn take_pages(&mut self) -> Result<PageBuf> {
+        match self.pages.take() {
+            Some(p) => Ok(p),
+            None => PageBuf::new_with(Self::page_bytes(self.encoded.len()), GFP_NOIO),
+        }
+    }
 }
+
+/// Why a log write was not completed.
+enum WriteErr {
+    /// Not issued (no memory): take the generation back and retry.
+    Retry,
+}
+
+const WRITE_FUA: u32 = bindings::req_op_REQ_OP_WRITE
+    | (1u32 << bindings::req_flag_bits___REQ_FUA)
+    | (1u32 << bindings::req_flag_bits___REQ_SYNC);
+const PREFLUSH: u32 = 1u32 << bindings::req_flag_bits___REQ_PREFLUSH;
 
 impl RtMirror {
     /// Bytes of one log copy.
@@ -110,106 +144,103 @@ impl RtMirror {
         log_format::log_bytes_needed(self.nr_regions) as usize
     }
 
-    /// Reads log copy `i`: an error if it cannot be read (the copy has failed), `None` if it
-    /// holds no valid log (new, torn or corrupt; the reason is logged).
-    fn read_copy(
-        &self,
-        i: usize,
-        bufs: &mut LogBuffers,
-        bitmap: &mut [u64],
-    ) -> Result<Option<LogHeader>> {
+    /// Reads log copy `i` into `image`, in pieces the page buffer holds; an error if it
+    /// cannot be read (the copy has failed).
+    fn read_copy(&self, i: usize, bufs: &mut LogBuffers, image: &mut [u8]) -> Result {
         if i >= self.logs.len() {
             return Err(EINVAL);
         }
-        // Tracked like every log I/O: with a timeout, a copy that hangs fails its read
-        // (ETIMEDOUT) instead of hanging the resume.
-        let req = SyncReq {
-            dev: self.legs.len() + i,
-            opf: kernel::bindings::req_op_REQ_OP_READ,
-            sector: 0,
-            bytes: self.log_bytes(),
-        };
-        let mut res = [Ok(())];
-        let buf = match bufs.pages.take() {
-            Some(b) => b,
-            None => PageBuf::new(self.log_bytes())?,
-        };
-        let r = self
-            .tracked_sync_io(buf, &[req], &mut res)
-            .map(|back| bufs.pages = back);
-        if let Err(e) = r.and(res[0]) {
-            pr_err!(
-                "{}: log copy {}: read failed (error {}): marked failed\n",
-                self.dev_name(),
-                i,
-                e.to_errno()
-            );
-            return Err(e);
+        let mut off = 0;
+        while off < image.len() {
+            let buf = bufs.take_pages()?;
+            let n = buf.len().min(image.len() - off);
+            // Tracked like every log I/O: with a timeout, a copy that hangs fails its read
+            // (ETIMEDOUT) instead of hanging the resume.
+            let req = SyncReq {
+                dev: self.legs.len() + i,
+                opf: bindings::req_op_REQ_OP_READ,
+                sector: (off / 512) as u64,
+                bytes: n,
+            };
+            let mut res = [Ok(())];
+            let back = self.tracked_sync_io(buf, &[req], &mut res)?;
+            res[0]?;
+            let pages = back.ok_or(ETIMEDOUT)?;
+            let r = pages.copy_to(0, &mut image[off..off + n]);
+            bufs.pages = Some(pages);
+            r?;
+            off += n;
         }
-        let pages = bufs.pages.as_mut().ok_or(ENOMEM)?;
-        pages.copy_to(0, &mut bufs.encoded)?;
-        match log_format::decode(&bufs.encoded, bitmap) {
-            Ok(h) => Ok(Some(h)),
-            Err(e) => {
-                pr_info!(
-                    "{}: log copy {}: not used: {}\n",
-                    self.dev_name(),
-                    i,
-                    format_args!("{}", e)
-                );
-                Ok(None)
-            }
-        }
+        Ok(())
     }
 
     /// Builds the run-time state from the log copies (or a new log), once, before the target
     /// first goes live.
     pub(crate) fn activate(&self) -> Result {
-        let nr_copies = self.logs.len();
+        let nr_copies = self.logs.len().min(MAX_LOGS);
         let words = log_format::bitmap_words(self.nr_regions);
-        let mut bufs = self.log_bufs.lock();
-        let mut maps: KVec<KVVec<u64>> = KVec::with_capacity(MAX_LOGS, GFP_KERNEL)?;
-        let mut headers: [Option<LogHeader>; MAX_LOGS] = [None; MAX_LOGS];
+        let mut images: KVec<KVVec<u8>> = KVec::with_capacity(MAX_LOGS, GFP_KERNEL)?;
         let mut read_failed = [false; MAX_LOGS];
-        for i in 0..nr_copies {
-            let mut map = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
-            match self.read_copy(i, &mut bufs, &mut map) {
-                Ok(h) => headers[i] = h,
-                Err(_) => read_failed[i] = true,
+        {
+            let mut bufs = self.log_bufs.lock();
+            for (i, failed) in read_failed.iter_mut().enumerate().take(nr_copies) {
+                let mut img = KVVec::from_elem(0u8, self.log_bytes(), GFP_KERNEL)?;
+                if let Err(e) = self.read_copy(i, &mut bufs, &mut img) {
+                    pr_err!(
+                        "{}: log copy {}: read failed (error {}): marked failed\n",
+                        self.dev_name(),
+                        i,
+                        e.to_errno()
+                    );
+                    *failed = true;
+                }
+                images.push(img, GFP_KERNEL)?;
             }
-            maps.push(map, GFP_KERNEL)?;
         }
-        drop(bufs);
-        // The mirror's identity: that of the newest copy with this geometry, else a new one.
-        let geometry_matches = |h: &LogHeader| {
-            h.region_size == self.region_size
-                && h.nr_regions == self.nr_regions
-                && usize::from(h.nr_legs) == self.legs.len()
-        };
-        let mut uuid = [0u8; 16];
-        let known = headers
-            .iter()
-            .flatten()
-            .filter(|h| geometry_matches(h))
-            .max_by_key(|h| h.generation);
-        match known {
-            Some(h) => uuid = h.uuid,
-            None => kernel::random::fill_bytes(&mut uuid),
+        let mut copies: [Option<&[u8]>; MAX_LOGS] = [None; MAX_LOGS];
+        for (i, img) in images.iter().enumerate() {
+            if !read_failed[i] {
+                copies[i] = Some(&img[..]);
+            }
         }
-        let id = LogIdentity {
-            uuid,
+        let want = LogWant {
+            uuid: self.log_uuid,
             region_size: self.region_size,
             nr_regions: self.nr_regions,
             nr_legs: self.legs.len() as u8,
         };
-        let mut copies: [Option<(LogHeader, &[u64])>; MAX_LOGS] = [None, None];
-        for (i, (h, m)) in headers.iter().zip(maps.iter()).enumerate().take(nr_copies) {
-            copies[i] = h.map(|h| (h, &m[..]));
-        }
         let mut union = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
         let mut common = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
-        let act = log_format::choose_copies(&id, &copies[..nr_copies], &mut union, &mut common)
+        let act = log_format::activate_copies(&want, &copies[..nr_copies], &mut union, &mut common)
             .map_err(|_| EINVAL)?;
+        drop(images);
+        for (i, c) in act.classes.iter().enumerate().take(nr_copies) {
+            match c {
+                CopyClass::V2 => {}
+                CopyClass::V1 => pr_info!(
+                    "{}: log copy {}: format version 1, upgraded by the first log write\n",
+                    self.dev_name(),
+                    i
+                ),
+                _ => pr_info!(
+                    "{}: log copy {}: not used: {}\n",
+                    self.dev_name(),
+                    i,
+                    c.word()
+                ),
+            }
+        }
+        if nr_copies > 0 && self.log_uuid.is_none() {
+            pr_warn!(
+                "{}: the log is not bound to this mirror (no log_uuid): a log copy of another mirror with the same geometry would be trusted\n",
+                self.dev_name()
+            );
+        }
+        let mut uuid = [0u8; 16];
+        match act.uuid {
+            Some(u) => uuid = u,
+            None => kernel::random::fill_bytes(&mut uuid),
+        }
 
         let table_states = self.leg_states();
         let table_states = &table_states[..self.legs.len()];
@@ -218,12 +249,15 @@ impl RtMirror {
         let mut shared = Shared::new(self.nr_regions, table_states, copies_in_state)?;
         shared.uuid = uuid;
         let primary = self.primary.load(Relaxed) as usize;
+        let unknown = act.outcome == LogOutcome::Unknown;
         {
             let mut r = shared.regions().map_err(|_| EINVAL)?;
-            match (act.newest, self.nosync) {
-                (Some(h), _) => r.activate(Some((&h, &union, &common)), act.max_generation),
-                (None, true) => r.activate_nosync(act.max_generation),
-                (None, false) => r.activate(None, act.max_generation),
+            match (act.outcome, act.newest, self.nosync) {
+                (LogOutcome::Found, Some(h), _) => {
+                    r.activate(Some((&h, &union, &common)), act.max_generation)
+                }
+                (LogOutcome::New, _, true) => r.activate_nosync(act.max_generation),
+                _ => r.activate(None, act.max_generation),
             }
             for (i, failed) in read_failed.iter().enumerate().take(nr_copies) {
                 if *failed {
@@ -237,6 +271,7 @@ impl RtMirror {
                 }
             }
         }
+        shared.state.set_header_slots(act.next_slots);
         let available: KVec<bool> = {
             let mut v = KVec::with_capacity(self.legs.len(), GFP_KERNEL)?;
             for l in self.legs.iter() {
@@ -244,41 +279,54 @@ impl RtMirror {
             }
             v
         };
-        shared.source =
-            match log_format::resync_source(act.newest.as_ref(), &available, primary as u8) {
-                ResyncSource::Leg(i) => Some(usize::from(i)),
-                // A new or lost log: nothing says which leg is newer; take the primary.
-                ResyncSource::Unknown => available
-                    .get(primary)
-                    .copied()
-                    .unwrap_or(false)
-                    .then_some(primary)
-                    .or_else(|| available.iter().position(|a| *a)),
-                ResyncSource::NoneInSync => None,
-            };
+        shared.source = match act.outcome {
+            LogOutcome::Found => {
+                match log_format::resync_source(act.newest.as_ref(), &available, primary as u8) {
+                    ResyncSource::Leg(i) => Some(usize::from(i)),
+                    ResyncSource::NoneInSync | ResyncSource::Unknown => None,
+                }
+            }
+            // A new log: the legs were never written through this mirror; take the primary.
+            LogOutcome::New => available
+                .get(primary)
+                .copied()
+                .unwrap_or(false)
+                .then_some(primary)
+                .or_else(|| available.iter().position(|a| *a)),
+            // The log existed and is lost: nothing says which leg is newest.
+            LogOutcome::Unknown => None,
+        };
         let out_of_sync = shared.state.out_of_sync_regions();
         let legs = shared.state.legs();
         for (leg, s) in self.legs.iter().zip(legs.iter()) {
             leg.set_state(*s);
         }
-        let log_text = if act.newest.is_some() {
-            "log found"
-        } else if self.nosync {
-            "new log, legs declared in sync (nosync)"
-        } else if nr_copies == 0 {
-            "in-memory log"
-        } else {
-            "no valid log copy"
+        let log_text = match act.outcome {
+            LogOutcome::Found if act.clean => "log found, clean shutdown",
+            LogOutcome::Found => "log found",
+            LogOutcome::New if self.nosync => "new log, legs declared in sync (nosync)",
+            LogOutcome::New if nr_copies == 0 => "in-memory log",
+            LogOutcome::New => "new log (blank copies)",
+            LogOutcome::Unknown => "no valid log copy",
         };
         pr_info!(
-            "{}: activated: {}, generation {}, {} of {} regions out of sync, source leg {}\n",
+            "{}: activated: {}, generation {}, {} of {} regions out of sync, source leg {}, {} torn log blocks\n",
             self.dev_name(),
             log_text,
             act.max_generation,
             out_of_sync,
             self.nr_regions,
-            shared.source.map_or(-1, |s| s as i64)
+            shared.source.map_or(-1, |s| s as i64),
+            act.bad_blocks
         );
+        if unknown {
+            pr_err!(
+                "{}: the log is lost or corrupt and no leg is known to hold the newest data: I/O fails until 'trust <leg>' names the leg to resync from\n",
+                self.dev_name()
+            );
+        }
+        self.log_upgrade.store(act.upgrade, Relaxed);
+        self.untrusted.store(unknown, Relaxed);
         // The old state's memory may be vmalloc'ed: free it after the spinlock (irqs off).
         let old = core::mem::replace(&mut *self.shared.lock(), shared);
         drop(old);
@@ -288,85 +336,198 @@ impl RtMirror {
     /// Writes every due log generation and releases the writes waiting for them.
     pub(crate) fn run_log_writes(&self) {
         let mut bufs = self.log_bufs.lock();
-        loop {
-            let mut shared = self.shared.lock();
-            let uuid = shared.uuid;
-            let (w, clears) = {
-                let Ok(mut r) = shared.regions() else { return };
-                let Some(w) = r.take_log_write() else {
-                    return;
-                };
-                (w, r.snapshot_clears())
-            };
-            // Regions are recorded clean only once every leg has on stable media the writes
-            // that made them clean: flush the legs first (as dm-raid1 does before a log write
-            // that clears bits). A leg whose flush fails is detached and this log write records
-            // that; if any leg did not flush, the regions stay dirty and are resynced.
-            let mut flushed = true;
-            if clears && !self.logs.is_empty() {
-                drop(shared);
-                flushed = self.flush_legs();
-                shared = self.shared.lock();
-            }
-            let Ok(mut r) = shared.regions() else { return };
-            if clears {
-                if !flushed {
-                    r.undo_snapshot_clears();
-                }
-                r.refresh_snapshot_legs();
-            }
-            let header = r.snapshot_header(uuid, self.region_size, false);
-            let encoded = log_format::encode(&header, r.snapshot(), &mut bufs.encoded);
-            drop(shared);
-            let mut ok_mask = 0u8;
-            if self.logs.is_empty() {
-                ok_mask = w.copies;
-            } else if encoded.is_ok() {
-                let LogBuffers { encoded, pages } = &mut *bufs;
-                let buf = match pages.take() {
-                    Some(b) => Ok(b),
-                    None => PageBuf::new_with(encoded.len(), GFP_NOIO),
-                };
-                if let Ok(mut buf) = buf {
-                    if buf.copy_from(0, encoded).is_ok() {
-                        let (mask, back) = self.write_copies(buf, w.copies);
-                        ok_mask = mask;
-                        *pages = back;
-                    }
-                }
-            }
-            self.log_written(w.generation, ok_mask, w.copies);
-        }
+        while self.write_generation(&mut bufs, false) {}
     }
 
-    /// Writes the encoded log in `pages` to the copies in `mask`; returns the mask of those
-    /// written, and the pages unless a hung copy's bio still holds them.
-    fn write_copies(&self, pages: PageBuf, mask: u8) -> (u8, Option<PageBuf>) {
-        let opf = kernel::bindings::req_op_REQ_OP_WRITE
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA)
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
+    /// At a clean suspend: flushes the legs, then writes a header recording a clean shutdown,
+    /// if every leg is in sync and no region needs resync.
+    pub(crate) fn write_clean_shutdown(&self) {
+        if self.logs.is_empty() || self.untrusted.load(Relaxed) {
+            return;
+        }
+        let mut bufs = self.log_bufs.lock();
+        let ready = {
+            let shared = self.shared.lock();
+            shared.state.out_of_sync_regions() == 0
+                && !shared.state.log_lost()
+                && shared.state.legs().iter().all(|s| *s == LegState::InSync)
+        };
+        if !ready {
+            return;
+        }
+        // The flag says the legs are identical on stable media: flush their caches first.
+        if !self.flush_legs() {
+            return;
+        }
+        self.write_generation(&mut bufs, true);
+    }
+
+    /// Takes one log write (a clean-shutdown one if `clean`), writes it and records the
+    /// result. Returns whether one was written.
+    fn write_generation(&self, bufs: &mut LogBuffers, clean: bool) -> bool {
+        let mut shared = self.shared.lock();
+        let uuid = shared.uuid;
+        let Ok(mut r) = shared.regions() else {
+            return false;
+        };
+        let w = if clean {
+            r.take_clean_write()
+        } else {
+            r.take_log_write()
+        };
+        let Some(w) = w else {
+            return false;
+        };
+        let clears = r.snapshot_clears();
+        // Regions are recorded clean only once every leg has on stable media the writes
+        // that made them clean: flush the legs first (as dm-raid1 does before a log write
+        // that clears bits). A leg whose flush fails is detached and this log write records
+        // that; if any leg did not flush, the regions stay dirty and are resynced.
+        if clears && !self.logs.is_empty() {
+            drop(shared);
+            let flushed = self.flush_legs();
+            shared = self.shared.lock();
+            let Ok(mut r) = shared.regions() else {
+                return false;
+            };
+            if !flushed {
+                // Only words of blocks already in the write change.
+                r.undo_snapshot_clears();
+            }
+            r.refresh_snapshot_legs();
+        }
+        let Ok(r) = shared.regions() else {
+            return false;
+        };
+        // Encoded under the lock: the snapshot may only be read there.
+        let header = r.snapshot_header(uuid, self.region_size);
+        let mut encoded = log_format::encode_header(&header, &mut bufs.encoded).is_ok();
+        for (d, s) in bufs.blocks.iter_mut().zip(r.snapshot_blocks()) {
+            *d = *s;
+        }
+        if self.logs.is_empty() {
+            bufs.blocks.fill(0);
+        }
+        for b in set_bits(&bufs.blocks) {
+            let off = log_format::bitmap_block_pos(b) as usize * BLOCK;
+            encoded &= bufs.encoded.get_mut(off..off + BLOCK).is_some_and(|out| {
+                log_format::encode_bitmap_block(
+                    &uuid,
+                    w.generation,
+                    self.nr_regions,
+                    b,
+                    r.snapshot(),
+                    out,
+                )
+                .is_ok()
+            });
+        }
+        drop(shared);
+        let ok_mask = if self.logs.is_empty() {
+            w.copies
+        } else if !encoded {
+            0
+        } else {
+            match self.write_blocks(bufs, &w) {
+                Ok(m) => m,
+                Err(WriteErr::Retry) => {
+                    // Nothing is lost: the next generation writes these blocks. Give the
+                    // allocator a moment.
+                    let _ = self
+                        .shared
+                        .lock()
+                        .regions()
+                        .map(|mut r| r.abort_log_write(w.generation));
+                    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+                    return true;
+                }
+            }
+        };
+        self.log_written(w.generation, ok_mask, w.copies);
+        true
+    }
+
+    /// Writes the blocks of `w` (encoded in `bufs`) to its copies: bitmap blocks first, in
+    /// runs of contiguous blocks, then each copy's header slot. Every bio is FUA and the
+    /// first one of each copy also flushes. Returns the copies all of whose bios succeeded.
+    fn write_blocks(&self, bufs: &mut LogBuffers, w: &LogWrite) -> Result<u8, WriteErr> {
+        let present = (1u8 << self.logs.len().min(MAX_LOGS)) - 1;
+        let mask = w.copies & present;
+        if self.log_upgrade.load(Relaxed) {
+            // A version 1 copy has one header: upgrade the copies one after the other, so a
+            // power cut tears at most one of them.
+            let mut ok = 0;
+            for i in 0..self.logs.len().min(MAX_LOGS) {
+                if mask & (1 << i) != 0 {
+                    ok |= self.write_set(bufs, w, 1 << i)?;
+                }
+            }
+            if ok != 0 {
+                self.log_upgrade.store(false, Relaxed);
+            }
+            return Ok(ok);
+        }
+        self.write_set(bufs, w, mask)
+    }
+
+    fn write_set(&self, bufs: &mut LogBuffers, w: &LogWrite, mask: u8) -> Result<u8, WriteErr> {
+        let mut ok = mask;
+        let mut opf = WRITE_FUA | PREFLUSH;
+        let run_max = LogBuffers::page_bytes(bufs.encoded.len()) / BLOCK;
+        let mut from = 0;
+        while let Some((first, n)) = next_run(&bufs.blocks, from, run_max) {
+            from = first + n as u64;
+            let pos = log_format::bitmap_block_pos(first) as usize;
+            let (off, bytes) = (pos * BLOCK, n * BLOCK);
+            ok &= self.write_run(bufs, ok, opf, off, bytes, |_| (pos * BLOCK / 512) as u64)?;
+            opf = WRITE_FUA;
+        }
+        let slot = |i: usize| u64::from((w.slots >> i) & 1) * (BLOCK / 512) as u64;
+        ok &= self.write_run(bufs, ok, opf, 0, BLOCK, slot)?;
+        Ok(ok)
+    }
+
+    /// Writes `bytes` of `bufs.encoded` at `off` to each copy in `mask`, at the sector
+    /// `sector(copy)`. Returns the copies written.
+    fn write_run(
+        &self,
+        bufs: &mut LogBuffers,
+        mask: u8,
+        opf: u32,
+        off: usize,
+        bytes: usize,
+        sector: impl Fn(usize) -> u64,
+    ) -> Result<u8, WriteErr> {
+        if mask == 0 {
+            return Ok(0);
+        }
+        let mut pages = bufs.take_pages().map_err(|_| WriteErr::Retry)?;
+        let src = bufs.encoded.get(off..off + bytes).unwrap_or(&[]);
+        if src.len() != bytes || pages.copy_from(0, src).is_err() {
+            bufs.pages = Some(pages);
+            return Ok(0);
+        }
         let mut reqs = [SyncReq {
             dev: 0,
             opf,
             sector: 0,
-            bytes: self.log_bytes(),
+            bytes,
         }; MAX_LOGS];
         let mut which = [0usize; MAX_LOGS];
         let mut n = 0;
-        for i in 0..self.logs.len() {
-            if mask & (1 << i) == 0 || n >= MAX_LOGS {
-                continue;
+        for i in 0..self.logs.len().min(MAX_LOGS) {
+            if mask & (1 << i) != 0 {
+                reqs[n].dev = self.legs.len() + i;
+                reqs[n].sector = sector(i);
+                which[n] = i;
+                n += 1;
             }
-            reqs[n].dev = self.legs.len() + i;
-            which[n] = i;
-            n += 1;
         }
         let mut res = [Ok(()), Ok(())];
-        let back = match self.tracked_sync_io(pages, &reqs[..n], &mut res) {
-            Ok(b) => b,
-            Err(_) => return (0, None),
-        };
+        // Not issued at all (no memory for the batch): the pages went with it.
+        bufs.pages = self
+            .tracked_sync_io(pages, &reqs[..n], &mut res)
+            .map_err(|_| WriteErr::Retry)?;
         let mut ok = 0u8;
         for (k, r) in res.iter().enumerate().take(n) {
             match r {
@@ -379,7 +540,7 @@ impl RtMirror {
                 ),
             }
         }
-        (ok, back)
+        Ok(ok)
     }
 
     /// Records a finished log write and releases what waited for it.

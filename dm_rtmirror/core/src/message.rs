@@ -9,6 +9,7 @@
 //! | `io_timeout_ms <ms>` | change the I/O timeout (same range as table)    |
 //! | `primary <i>`        | change the preferred read leg                   |
 //! | `resync_kbps <n>`    | change the resync throttle (0 = unlimited)      |
+//! | `trust <i>`          | no leg is known newest: take leg `i`, full resync |
 //!
 //! Numbers use the same strict decimal rules as the table
 //! ([`crate::table::parse_u64`]). Whether leg `i` is currently present is
@@ -33,6 +34,8 @@ pub const VERB_REJOIN: &str = "rejoin";
 pub const VERB_REJOIN_LOG: &str = "rejoin_log";
 /// Verb `resync`.
 pub const VERB_RESYNC: &str = "resync";
+/// Verb `trust`.
+pub const VERB_TRUST: &str = "trust";
 /// Verb `io_timeout_ms` (same spelling as the table option).
 pub const VERB_IO_TIMEOUT_MS: &str = OPT_IO_TIMEOUT_MS;
 /// Verb `primary` (same spelling as the table option).
@@ -59,6 +62,9 @@ pub enum Message {
     Primary(u8),
     /// `resync_kbps <n>`: set the resync throttle (0 = unlimited).
     ResyncKbps(u32),
+    /// `trust <i>`: no leg is known to hold the newest data (log lost or
+    /// corrupt): the operator names leg `i`; everything is resynced from it.
+    Trust(u8),
 }
 
 impl Message {
@@ -73,6 +79,7 @@ impl Message {
             Self::IoTimeoutMs(_) => VERB_IO_TIMEOUT_MS,
             Self::Primary(_) => VERB_PRIMARY,
             Self::ResyncKbps(_) => VERB_RESYNC_KBPS,
+            Self::Trust(_) => VERB_TRUST,
         }
     }
 }
@@ -164,7 +171,7 @@ pub fn parse_message<'a>(args: &[&'a str], nr_legs: u8) -> Result<Message, Messa
     let takes_arg = match verb {
         VERB_RESYNC => false,
         VERB_FAIL | VERB_SPLIT | VERB_REJOIN | VERB_REJOIN_LOG | VERB_IO_TIMEOUT_MS
-        | VERB_PRIMARY | VERB_RESYNC_KBPS => true,
+        | VERB_PRIMARY | VERB_RESYNC_KBPS | VERB_TRUST => true,
         _ => return Err(MessageError::UnknownVerb(verb)),
     };
     if !takes_arg {
@@ -192,6 +199,7 @@ pub fn parse_message<'a>(args: &[&'a str], nr_legs: u8) -> Result<Message, Messa
         VERB_SPLIT => Message::Split(leg()?),
         VERB_REJOIN => Message::Rejoin(leg()?),
         VERB_PRIMARY => Message::Primary(leg()?),
+        VERB_TRUST => Message::Trust(leg()?),
         VERB_REJOIN_LOG => {
             let v = parse_u64(word).ok_or(bad)?;
             match u8::try_from(v) {
@@ -218,7 +226,8 @@ pub fn format_message(m: &Message, w: &mut impl fmt::Write) -> fmt::Result {
         | Message::Split(i)
         | Message::Rejoin(i)
         | Message::RejoinLog(i)
-        | Message::Primary(i) => {
+        | Message::Primary(i)
+        | Message::Trust(i) => {
             write!(w, " {i}")
         }
         Message::IoTimeoutMs(v) | Message::ResyncKbps(v) => write!(w, " {v}"),

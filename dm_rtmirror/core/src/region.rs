@@ -19,6 +19,12 @@
 //! * `resync` — the legs may differ; only a resync clears it;
 //! * `recovering` — a resync is copying the region; writes are delayed.
 //!
+//! Two more bitmaps have one bit per log bitmap block
+//! ([`crate::log_format::REGIONS_PER_BLOCK`] regions): blocks changed since
+//! the last log write was taken, and the blocks of the log write in flight
+//! ([`Regions::snapshot_blocks`]): a log write encodes and writes only those
+//! plus one header slot.
+//!
 //! Protocol: [`Regions::write_start`] says whether a write may go to the
 //! legs now or must wait for a log generation; [`Regions::take_log_write`]
 //! snapshots the image for ONE log write at a time (every write waiting for
@@ -29,16 +35,27 @@
 use core::ffi::CStr;
 use core::fmt;
 
-use crate::log_format::{bitmap_words, copy_slice, LogHeader};
+use crate::log_format::{bitmap_blocks, bitmap_words, copy_slice, LogHeader, WORDS_PER_BLOCK};
 use crate::status::{LegState, LogState};
 use crate::table::{MAX_LEGS, MAX_LOGS};
 
 /// Number of per-region bitmaps held in the caller's `bits` slice.
 pub const REGION_BITMAPS: usize = 6;
 
-/// `u64` words the caller must provide as `bits` for `nr_regions`.
+/// Number of per-block bitmaps (changed, in flight) in `bits`.
+pub const BLOCK_BITMAPS: usize = 2;
+
+/// Words of one bitmap with a bit per log bitmap block.
+pub fn block_map_words(nr_regions: u64) -> usize {
+    usize::try_from(bitmap_blocks(nr_regions).div_ceil(64)).unwrap_or(usize::MAX)
+}
+
+/// `u64` words the caller must provide as `bits` for `nr_regions`: six
+/// region bitmaps and two block bitmaps.
 pub fn region_words_needed(nr_regions: u64) -> usize {
-    bitmap_words(nr_regions).saturating_mul(REGION_BITMAPS)
+    bitmap_words(nr_regions)
+        .saturating_mul(REGION_BITMAPS)
+        .saturating_add(block_map_words(nr_regions).saturating_mul(BLOCK_BITMAPS))
 }
 
 /// What a write must do before its data may be submitted to the legs.
@@ -87,14 +104,19 @@ pub enum WriteDone {
     CannotAck,
 }
 
-/// A log write to issue: encode [`Regions::snapshot`] with
-/// [`Regions::snapshot_header`] and write it to the copies in `copies`.
+/// A log write to issue: encode the blocks of [`Regions::snapshot_blocks`]
+/// from [`Regions::snapshot`] and the header [`Regions::snapshot_header`],
+/// and write them to the copies in `copies`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogWrite {
     /// Generation of this write.
     pub generation: u64,
     /// Bit `i` set: write copy `i` (the copies healthy at issue time).
     pub copies: u8,
+    /// The header records a clean shutdown.
+    pub clean: bool,
+    /// Bit `i`: the header slot (0 or 1) to write on copy `i`.
+    pub slots: u8,
 }
 
 /// Outcome of a completed log write.
@@ -190,10 +212,16 @@ pub struct RegionState {
     snap_legs: [LegState; MAX_LEGS],
     snap_stale: [u64; MAX_LEGS],
     image_changed: bool,
+    snap_clean: bool,
+    clean_on_disk: bool,
     snap_clears: bool,
     leg_change_gen: u64,
     log_lost: bool,
     out_of_sync: u64,
+    /// The next log write rewrites every block (a rejoined copy).
+    rewrite_all: bool,
+    /// Bit `i`: header slot of the next write on copy `i`.
+    slots: u8,
 }
 
 impl RegionState {
@@ -222,10 +250,14 @@ impl RegionState {
             snap_legs: l,
             snap_stale: [0; MAX_LEGS],
             image_changed: false,
+            snap_clean: false,
+            clean_on_disk: false,
             snap_clears: false,
             leg_change_gen: 0,
             log_lost: nr_copies == 0,
             out_of_sync: 0,
+            rewrite_all: false,
+            slots: 0,
         })
     }
 
@@ -288,8 +320,24 @@ impl RegionState {
         if let Some(c) = self.copies.get_mut(i) {
             *c = LogState::Alive;
         }
+        // Same header slot as a healthy copy: the rejoined copy is stale anyway, and two writes
+        // later both copies hold the same bytes.
+        let bit = 1u8 << (i % 8);
+        let healthy = self.healthy_mask() & !bit;
+        if healthy != 0 {
+            let j = healthy.trailing_zeros();
+            self.slots = (self.slots & !bit) | (((self.slots >> j) & 1) << (i % 8));
+        }
         self.image_changed = true;
+        self.rewrite_all = true;
         Ok(())
+    }
+
+    /// Sets the header slot each copy's next write goes to (bit `i` for
+    /// copy `i`), from [`crate::log_format::Activation::next_slots`]: a
+    /// write must never overwrite the copy's newest valid header.
+    pub fn set_header_slots(&mut self, slots: u8) {
+        self.slots = slots;
     }
 
     /// Whether a log write is in flight.
@@ -364,6 +412,30 @@ fn last_word_mask(nr_regions: u64) -> u64 {
     }
 }
 
+/// Words of the region bitmap held by log block `b` (clamped to `words`).
+fn block_range(b: usize, words: usize) -> core::ops::Range<usize> {
+    let start = b.saturating_mul(WORDS_PER_BLOCK).min(words);
+    start..start.saturating_add(WORDS_PER_BLOCK).min(words)
+}
+
+/// Copies the words of the blocks set in `blocks` from `src` to `dst`.
+fn copy_blocks(dst: &mut [u64], src: &[u64], blocks: &[u64]) {
+    let words = dst.len().min(src.len());
+    for (wi, &bw) in blocks.iter().enumerate() {
+        let mut word = bw;
+        while word != 0 {
+            let b = wi
+                .saturating_mul(64)
+                .saturating_add(word.trailing_zeros() as usize);
+            word &= word - 1;
+            let r = block_range(b, words);
+            if let (Some(d), Some(s)) = (dst.get_mut(r.clone()), src.get(r)) {
+                copy_slice(d, s);
+            }
+        }
+    }
+}
+
 /// A view of the region state plus its caller-provided memory.
 #[derive(Debug)]
 pub struct Regions<'a> {
@@ -374,6 +446,8 @@ pub struct Regions<'a> {
     candidate: &'a mut [u64],
     resync: &'a mut [u64],
     recovering: &'a mut [u64],
+    changed: &'a mut [u64],
+    snap_blocks: &'a mut [u64],
     inflight: &'a mut [u16],
 }
 
@@ -391,10 +465,15 @@ impl<'a> Regions<'a> {
         let bits = bits
             .get_mut(..region_words_needed(st.nr_regions))
             .ok_or(RegionError::BadMemory)?;
-        let mut chunks = bits.chunks_exact_mut(w.max(1));
+        let bw = block_map_words(st.nr_regions);
+        let (maps, blocks) = bits.split_at_mut(w.saturating_mul(REGION_BITMAPS).min(bits.len()));
+        let mut chunks = maps.chunks_exact_mut(w.max(1));
         let mut next = || chunks.next().unwrap_or(&mut []);
         let (image, snapshot, durable) = (next(), next(), next());
         let (candidate, resync, recovering) = (next(), next(), next());
+        let mut chunks = blocks.chunks_exact_mut(bw.max(1));
+        let changed = chunks.next().unwrap_or(&mut []);
+        let snap_blocks = chunks.next().unwrap_or(&mut []);
         Ok(Regions {
             st,
             image,
@@ -403,6 +482,8 @@ impl<'a> Regions<'a> {
             candidate,
             resync,
             recovering,
+            changed,
+            snap_blocks,
             inflight,
         })
     }
@@ -410,6 +491,20 @@ impl<'a> Regions<'a> {
     /// The owned state.
     pub fn state(&self) -> &RegionState {
         self.st
+    }
+
+    /// Region `r`'s log block must be written by the next log write.
+    fn mark_block(&mut self, r: u64) {
+        set_bit(self.changed, crate::log_format::block_of_region(r), true);
+    }
+
+    /// Every log block must be written by the next log write.
+    fn mark_all_blocks(&mut self) {
+        self.changed.fill(u64::MAX);
+        let n = bitmap_blocks(self.st.nr_regions);
+        if let Some(l) = self.changed.last_mut() {
+            *l &= last_word_mask(n);
+        }
     }
 
     /// Initialises the memory at activation.
@@ -431,9 +526,16 @@ impl<'a> Regions<'a> {
             &mut *self.snapshot,
             &mut *self.candidate,
             &mut *self.recovering,
+            &mut *self.snap_blocks,
         ] {
             m.fill(0);
         }
+        // The first log write rewrites every block: it brings the copies to one image
+        // (version 2, this uuid) whatever each held.
+        self.mark_all_blocks();
+        self.st.rewrite_all = false;
+        self.st.snap_clean = false;
+        self.st.clean_on_disk = false;
         let last_mask = last_word_mask(self.st.nr_regions);
         let mut gen = base_generation;
         match loaded {
@@ -532,18 +634,26 @@ impl<'a> Regions<'a> {
         set_bit(self.candidate, r, false);
         if !bit(self.image, r) {
             set_bit(self.image, r, true);
+            self.mark_block(r);
             self.st.image_changed = true;
         }
         if self.st.log_lost {
             return Ok(WriteStart::ProceedUnlogged);
         }
+        if !bit(self.durable, r) {
+            self.mark_block(r);
+        }
         let in_snapshot = self.st.in_flight.is_some() && bit(self.snapshot, r);
         let stays_durable = self.st.in_flight.is_none() || in_snapshot;
-        Ok(if bit(self.durable, r) && stays_durable {
+        // After a clean-shutdown header, dirty bits on disk are ignored at activation: a
+        // write waits for a generation without the flag.
+        let clean = self.st.clean_on_disk || (self.st.in_flight.is_some() && self.st.snap_clean);
+        Ok(if bit(self.durable, r) && stays_durable && !clean {
             WriteStart::Proceed
-        } else if in_snapshot {
+        } else if in_snapshot && !self.st.snap_clean {
             WriteStart::WaitFor(self.st.issued_gen)
         } else {
+            self.st.image_changed = true;
             WriteStart::WaitFor(self.st.next_gen())
         })
     }
@@ -663,8 +773,41 @@ impl<'a> Regions<'a> {
             }
         }
         self.candidate.fill(0);
+        self.mark_all_blocks();
         self.st.out_of_sync = self.st.nr_regions;
         self.st.image_changed = true;
+    }
+
+    /// The operator trusts leg `leg` (message `trust`, when no leg is known
+    /// to hold the newest data): it becomes in sync, every other in-sync
+    /// leg becomes Resyncing and every region out of sync (a full resync
+    /// from `leg`). Returns the generation that records it.
+    pub fn trust_leg(&mut self, leg: usize) -> Result<u64, RegionError> {
+        if leg >= usize::from(self.st.nr_legs) {
+            return Err(RegionError::BadIndex);
+        }
+        let next = self.st.next_gen();
+        self.mark_all_out_of_sync();
+        let n = usize::from(self.st.nr_legs);
+        for (i, (s, g)) in self
+            .st
+            .legs
+            .iter_mut()
+            .zip(self.st.stale_since.iter_mut())
+            .enumerate()
+            .take(n)
+        {
+            if i == leg {
+                *s = LegState::InSync;
+                *g = 0;
+            } else if *s == LegState::InSync {
+                *s = LegState::Resyncing;
+                *g = next;
+            }
+        }
+        self.st.leg_change_gen = next;
+        self.st.image_changed = true;
+        Ok(next)
     }
 
     /// Picks up to `max` clean candidates and clears them from the in-memory
@@ -692,6 +835,7 @@ impl<'a> Regions<'a> {
                 }
                 if bit(self.image, r) {
                     set_bit(self.image, r, false);
+                    set_bit(self.changed, crate::log_format::block_of_region(r), true);
                     self.st.image_changed = true;
                     n = n.saturating_add(1);
                 }
@@ -704,10 +848,35 @@ impl<'a> Regions<'a> {
     }
 
     /// Starts the next log write if one is due and none is in flight:
-    /// snapshots the image and leg states under a new generation. Every
-    /// write waiting so far is covered by this one write.
+    /// snapshots the changed blocks of the image and the leg states under a
+    /// new generation. Every write waiting so far is covered by this one
+    /// write.
     pub fn take_log_write(&mut self) -> Option<LogWrite> {
-        if self.st.log_lost || self.st.in_flight.is_some() || !self.st.image_changed {
+        if !self.st.image_changed {
+            return None;
+        }
+        self.take(false)
+    }
+
+    /// At a clean suspend: if no write is in flight, every leg is in sync
+    /// and no region needs resync, starts a log write whose header records
+    /// a clean shutdown (the caller must have flushed the legs first).
+    /// Writes after it wait for a generation without the flag.
+    pub fn take_clean_write(&mut self) -> Option<LogWrite> {
+        let idle = self.inflight.iter().all(|&n| n == 0);
+        let in_sync = self.st.legs().iter().all(|&s| s == LegState::InSync);
+        if !idle
+            || !in_sync
+            || self.st.out_of_sync != 0
+            || (self.st.clean_on_disk && !self.st.image_changed)
+        {
+            return None;
+        }
+        self.take(true)
+    }
+
+    fn take(&mut self, clean: bool) -> Option<LogWrite> {
+        if self.st.log_lost || self.st.in_flight.is_some() {
             return None;
         }
         let copies = self.st.healthy_mask();
@@ -715,7 +884,14 @@ impl<'a> Regions<'a> {
             return None;
         }
         let gen = self.st.issued_gen.checked_add(1)?;
-        copy_slice(self.snapshot, self.image);
+        if self.st.rewrite_all {
+            self.mark_all_blocks();
+            self.st.rewrite_all = false;
+        }
+        // Blocks not changed since the last snapshot hold the same words in both.
+        copy_blocks(self.snapshot, self.image, self.changed);
+        copy_slice(self.snap_blocks, self.changed);
+        self.changed.fill(0);
         self.st.snap_clears = self
             .durable
             .iter()
@@ -723,18 +899,42 @@ impl<'a> Regions<'a> {
             .any(|(d, s)| d & !s != 0);
         self.st.snap_legs = self.st.legs;
         self.st.snap_stale = self.st.stale_since;
+        self.st.snap_clean = clean;
         self.st.issued_gen = gen;
         self.st.in_flight = Some(copies);
         self.st.image_changed = false;
         Some(LogWrite {
             generation: gen,
             copies,
+            clean,
+            slots: self.st.slots,
         })
     }
 
-    /// The bitmap of the log write in flight (encode this).
+    /// The log write in flight could not be issued at all (no memory): it
+    /// is taken back, its blocks are written by the next one. Nothing
+    /// waits for `gen` alone: the next generation covers it.
+    pub fn abort_log_write(&mut self, gen: u64) -> Result<(), RegionError> {
+        if self.st.in_flight.is_none() || gen != self.st.issued_gen {
+            return Err(RegionError::NoSuchLogWrite);
+        }
+        self.st.in_flight = None;
+        for (c, &s) in self.changed.iter_mut().zip(self.snap_blocks.iter()) {
+            *c |= s;
+        }
+        self.st.image_changed = true;
+        Ok(())
+    }
+
+    /// The bitmap of the log write in flight (encode its blocks from this).
     pub fn snapshot(&self) -> &[u64] {
         self.snapshot
+    }
+
+    /// Bit `b` set: log bitmap block `b` is part of the log write in flight
+    /// (its words in [`Regions::snapshot`] changed since the previous one).
+    pub fn snapshot_blocks(&self) -> &[u64] {
+        self.snap_blocks
     }
 
     /// Whether the log write in flight clears a region that is durably
@@ -796,12 +996,7 @@ impl<'a> Regions<'a> {
     }
 
     /// The header of the log write in flight (or of the last one issued).
-    pub fn snapshot_header(
-        &self,
-        uuid: [u8; 16],
-        region_size: u64,
-        clean_shutdown: bool,
-    ) -> LogHeader {
+    pub fn snapshot_header(&self, uuid: [u8; 16], region_size: u64) -> LogHeader {
         LogHeader {
             uuid,
             generation: self.st.issued_gen,
@@ -810,7 +1005,7 @@ impl<'a> Regions<'a> {
             nr_legs: self.st.nr_legs,
             leg_states: self.st.snap_legs,
             stale_since: self.st.snap_stale,
-            clean_shutdown,
+            clean_shutdown: self.st.snap_clean,
         }
         .normalized()
     }
@@ -831,9 +1026,12 @@ impl<'a> Regions<'a> {
                 *c = LogState::Failed;
             }
         }
+        // A copy written alternates its header slot.
+        self.st.slots ^= ok;
         if ok != 0 {
-            copy_slice(self.durable, self.snapshot);
+            copy_blocks(self.durable, self.snapshot, self.snap_blocks);
             self.st.durable_gen = gen;
+            self.st.clean_on_disk = self.st.snap_clean;
             Ok(LogDone::Durable(gen))
         } else {
             self.st.log_lost = true;

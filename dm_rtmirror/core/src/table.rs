@@ -20,7 +20,9 @@
 //!   with a stray word is rejected instead of being guessed at.
 //!
 //! Options, each at most once: `region_size <sectors>`,
-//! `io_timeout_ms <ms>`, `primary <leg index>`, `resync_kbps <n>`, `nosync`.
+//! `io_timeout_ms <ms>`, `primary <leg index>`, `resync_kbps <n>`, `nosync`,
+//! `log_uuid <32 lowercase hex digits>` (binds the log to this mirror: a
+//! log copy with another uuid is never trusted; not all zero).
 //!
 //! Numbers are plain decimal ASCII digits with no sign, prefix or leading
 //! zeros (except `0` itself) and must fit the target type; this keeps the
@@ -64,6 +66,29 @@ pub const OPT_PRIMARY: &str = "primary";
 pub const OPT_RESYNC_KBPS: &str = "resync_kbps";
 /// Option keyword `nosync` (a flag without value).
 pub const OPT_NOSYNC: &str = "nosync";
+/// Option keyword `log_uuid`.
+pub const OPT_LOG_UUID: &str = "log_uuid";
+
+/// Parses a log uuid: exactly 32 lowercase hex digits (one canonical form),
+/// not all zero (zero marks a blank log).
+pub fn parse_uuid(word: &str) -> Option<[u8; 16]> {
+    let b = word.as_bytes();
+    if b.len() != 32 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = nibble(*b.get(2 * i)?)?;
+        let lo = nibble(*b.get(2 * i + 1)?)?;
+        *o = hi << 4 | lo;
+    }
+    (out != [0; 16]).then_some(out)
+}
 
 /// Parses a plain decimal `u64`: ASCII digits only, no sign, no prefix,
 /// not empty, no leading zeros except `"0"` itself, no overflow.
@@ -132,6 +157,9 @@ pub struct TableConfig<'a> {
     pub resync_kbps: u32,
     /// Legs are declared identical: skip the initial resync.
     pub nosync: bool,
+    /// `log_uuid`: the uuid the log copies must carry (bound log), or
+    /// `None` (unbound: adopt the newest matching copy's).
+    pub log_uuid: Option<[u8; 16]>,
 }
 
 impl<'a> TableConfig<'a> {
@@ -157,6 +185,7 @@ impl<'a> TableConfig<'a> {
             (self.primary_explicit, 2),
             (self.resync_kbps != DEFAULT_RESYNC_KBPS, 2),
             (self.nosync, 1),
+            (self.log_uuid.is_some(), 2),
         ]
         .iter()
         .filter(|(emitted, _)| *emitted)
@@ -250,6 +279,8 @@ pub enum TableError<'a> {
     },
     /// `primary` names a leg given as `-`.
     PrimaryAbsent(u8),
+    /// `log_uuid` is not 32 lowercase hex digits, or all zero.
+    BadUuid(&'a str),
 }
 
 impl TableError<'_> {
@@ -281,6 +312,7 @@ impl TableError<'_> {
             Self::TimeoutTooLarge(_) => c"io_timeout_ms too large",
             Self::PrimaryOutOfRange { .. } => c"primary leg index out of range",
             Self::PrimaryAbsent(_) => c"primary leg is absent",
+            Self::BadUuid(_) => c"log_uuid must be 32 lowercase hex digits, not all zero",
         }
     }
 }
@@ -364,6 +396,10 @@ impl fmt::Display for TableError<'_> {
                 "primary leg {index} out of range: table has {nr_legs} legs"
             ),
             Self::PrimaryAbsent(i) => write!(f, "primary leg {i} is absent ('-')"),
+            Self::BadUuid(w) => write!(
+                f,
+                "log_uuid '{w}': expected 32 lowercase hex digits, not all zero"
+            ),
         }
     }
 }
@@ -471,8 +507,10 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
         primary_explicit: false,
         resync_kbps: DEFAULT_RESYNC_KBPS,
         nosync: false,
+        log_uuid: None,
     };
     let mut seen_region = false;
+    let mut seen_uuid = false;
     let mut seen_timeout = false;
     let mut seen_primary = false;
     let mut seen_resync = false;
@@ -484,6 +522,7 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
             OPT_IO_TIMEOUT_MS => &mut seen_timeout,
             OPT_PRIMARY => &mut seen_primary,
             OPT_RESYNC_KBPS => &mut seen_resync,
+            OPT_LOG_UUID => &mut seen_uuid,
             OPT_NOSYNC => {
                 if cfg.nosync {
                     return Err(TableError::DuplicateOption(kw));
@@ -535,6 +574,9 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
                 cfg.primary = index;
                 cfg.primary_explicit = true;
             }
+            OPT_LOG_UUID => {
+                cfg.log_uuid = Some(parse_uuid(value).ok_or(TableError::BadUuid(value))?);
+            }
             _ => {
                 // OPT_RESYNC_KBPS, the only remaining valued option.
                 cfg.resync_kbps = parse_u32(value).ok_or(bad)?;
@@ -550,7 +592,7 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
 /// Absent legs are written as `-`. Options are emitted only when they
 /// differ from the default (`primary` only when it was explicit), always in
 /// the order `region_size`, `io_timeout_ms`, `primary`, `resync_kbps`,
-/// `nosync`. Words are separated by single spaces with no trailing space.
+/// `nosync`, `log_uuid`. Words are separated by single spaces with no trailing space.
 /// Only the strings stored in `cfg` are used, so the kernel can pass a copy
 /// whose device strings are `major:minor` names.
 pub fn format_table(cfg: &TableConfig<'_>, w: &mut impl fmt::Write) -> fmt::Result {
@@ -579,6 +621,12 @@ pub fn format_table(cfg: &TableConfig<'_>, w: &mut impl fmt::Write) -> fmt::Resu
     }
     if cfg.nosync {
         write!(w, " {OPT_NOSYNC}")?;
+    }
+    if let Some(u) = cfg.log_uuid {
+        write!(w, " {OPT_LOG_UUID} ")?;
+        for b in u {
+            write!(w, "{b:02x}")?;
+        }
     }
     Ok(())
 }

@@ -13,15 +13,15 @@ fn header(nr_regions: u64) -> LogHeader {
 }
 
 fn enc(h: &LogHeader, bits: &[u64]) -> Vec<u8> {
-    let mut out = vec![0u8; log_bytes_needed(h.nr_regions) as usize];
-    let n = encode(h, bits, &mut out).unwrap();
+    let mut out = vec![0u8; log_bytes_v1(h.nr_regions) as usize];
+    let n = encode_v1(h, bits, &mut out).unwrap();
     assert_eq!(n, out.len());
     out
 }
 
 fn dec(buf: &[u8]) -> Result<(LogHeader, Vec<u64>), LogError> {
     let mut bits = vec![0u64; 1 << 12];
-    let h = decode(buf, &mut bits)?;
+    let h = decode_v1(buf, &mut bits)?;
     bits.truncate(bitmap_words(h.nr_regions));
     Ok((h, bits))
 }
@@ -39,14 +39,25 @@ fn crc32c_vectors() {
 
 #[test]
 fn sizes() {
-    assert_eq!(log_bytes_needed(0), 4096);
-    assert_eq!(log_bytes_needed(1), 8192);
-    assert_eq!(log_bytes_needed(4096 * 8), 8192);
-    assert_eq!(log_bytes_needed(4096 * 8 + 1), 12288);
+    assert_eq!(log_bytes_v1(0), 4096);
+    assert_eq!(log_bytes_v1(1), 8192);
+    assert_eq!(log_bytes_v1(4096 * 8), 8192);
+    assert_eq!(log_bytes_v1(4096 * 8 + 1), 12288);
+    // Version 2: two header slots and 32256 regions per 4 KiB block.
+    assert_eq!(REGIONS_PER_BLOCK, 32256);
+    assert_eq!(log_bytes_needed(0), 8192);
+    assert_eq!(log_bytes_needed(1), 12288);
+    assert_eq!(log_bytes_needed(32256), 12288);
+    assert_eq!(log_bytes_needed(32257), 16384);
+    assert_eq!(bitmap_blocks(MAX_REGIONS), 133_153);
     assert_eq!(max_regions_for(0), 0);
-    assert_eq!(max_regions_for(8191), 0);
-    assert_eq!(max_regions_for(8192), 4096 * 8);
+    assert_eq!(max_regions_for(12287), 0);
+    assert_eq!(max_regions_for(12288), 32256);
     assert_eq!(max_regions_for(u64::MAX), MAX_REGIONS);
+    for n in [1u64, 100, 32256, 32257, 1 << 20, MAX_REGIONS] {
+        assert!(log_bytes_needed(n) >= log_bytes_v1(n));
+        assert!(max_regions_for(log_bytes_needed(n)) >= n);
+    }
     assert_eq!(bitmap_words(65), 2);
 }
 
@@ -84,23 +95,23 @@ fn encode_rejects_bad_headers() {
     let bits = [0u64; 2];
     let mut h = header(100);
     h.nr_legs = 1;
-    assert_eq!(encode(&h, &bits, &mut out), Err(LogError::BadGeometry));
+    assert_eq!(encode_v1(&h, &bits, &mut out), Err(LogError::BadGeometry));
     let mut h = header(100);
     h.region_size = 1000;
-    assert_eq!(encode(&h, &bits, &mut out), Err(LogError::BadGeometry));
+    assert_eq!(encode_v1(&h, &bits, &mut out), Err(LogError::BadGeometry));
     let mut h = header(100);
     h.leg_states[0] = LegState::Degraded;
-    assert_eq!(encode(&h, &bits, &mut out), Err(LogError::BadLegState));
+    assert_eq!(encode_v1(&h, &bits, &mut out), Err(LogError::BadLegState));
     let mut h = header(100);
     h.generation = 0;
-    assert_eq!(encode(&h, &bits, &mut out), Err(LogError::BadLegState));
+    assert_eq!(encode_v1(&h, &bits, &mut out), Err(LogError::BadLegState));
     let h = header(100);
     assert_eq!(
-        encode(&h, &bits[..1], &mut out),
+        encode_v1(&h, &bits[..1], &mut out),
         Err(LogError::BitmapTooSmall)
     );
     assert_eq!(
-        encode(&h, &bits, &mut out[..8191]),
+        encode_v1(&h, &bits, &mut out[..8191]),
         Err(LogError::BufferTooSmall)
     );
     let e = LogError::UnsupportedVersion(9);
@@ -110,7 +121,7 @@ fn encode_rejects_bad_headers() {
     );
     assert_eq!(
         e.to_string(),
-        "unsupported log format version 9 (expected 1)"
+        "unsupported log format version 9 (expected 1 or 2)"
     );
 }
 
@@ -129,7 +140,7 @@ fn decode_errors() {
     b[5000] ^= 1;
     assert_eq!(dec(&b).unwrap_err(), LogError::BadChecksum);
     let mut small = vec![0u64; 1];
-    assert_eq!(decode(&buf, &mut small), Err(LogError::BitmapTooSmall));
+    assert_eq!(decode_v1(&buf, &mut small), Err(LogError::BitmapTooSmall));
     assert_eq!(dec(&[0u8; 8192]).unwrap_err(), LogError::BadMagic);
 }
 
@@ -240,7 +251,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..9000), words in 0usize..200) {
         let mut bits = vec![0u64; words];
-        let _ = decode(&buf, &mut bits);
+        let _ = decode_v1(&buf, &mut bits);
     }
 
     #[test]
@@ -253,84 +264,418 @@ proptest! {
         let c = crc32c(&z);
         buf[60..64].copy_from_slice(&c.to_le_bytes());
         let mut bits = vec![0u64; bitmap_words(h.nr_regions)];
-        if let Ok(h2) = decode(&buf, &mut bits) {
+        if let Ok(h2) = decode_v1(&buf, &mut bits) {
             prop_assert!(h2.validate().is_ok());
         }
     }
 }
 
-fn id(nr: u64) -> LogIdentity {
-    LogIdentity {
-        uuid: UUID,
+// ---------------------------------------------------------------------------
+// Version 2
+
+fn want(nr: u64) -> LogWant {
+    LogWant {
+        uuid: Some(UUID),
         region_size: 8192,
         nr_regions: nr,
         nr_legs: 2,
     }
 }
 
+/// Writes generation `h` into the copy image `img`: its header slot and the
+/// bitmap blocks in `blocks` (all if `None`).
+fn write_gen(img: &mut Vec<u8>, h: &LogHeader, bits: &[u64], blocks: Option<&[u64]>) {
+    let nr = h.nr_regions;
+    img.resize(log_bytes_needed(nr) as usize, 0);
+    let slot = (h.generation % 2) as usize * 4096;
+    encode_header(h, &mut img[slot..slot + 4096]).unwrap();
+    let all: Vec<u64> = (0..bitmap_blocks(nr)).collect();
+    for &b in blocks.unwrap_or(&all) {
+        let off = bitmap_block_pos(b) as usize * 4096;
+        encode_bitmap_block(
+            &h.uuid,
+            h.generation,
+            nr,
+            b,
+            bits,
+            &mut img[off..off + 4096],
+        )
+        .unwrap();
+    }
+}
+
+fn v2(h: &LogHeader, bits: &[u64]) -> Vec<u8> {
+    let mut img = vec![];
+    write_gen(&mut img, h, bits, None);
+    img
+}
+
+fn act(w: &LogWant, copies: &[Option<&[u8]>]) -> (Activation, Vec<u64>, Vec<u64>) {
+    let words = bitmap_words(w.nr_regions);
+    let (mut u, mut c) = (vec![0u64; words], vec![0u64; words]);
+    let a = activate_copies(w, copies, &mut u, &mut c).unwrap();
+    (a, u, c)
+}
+
 #[test]
-fn choose_copies_newest_and_union() {
-    let mut a = header(130);
-    a.generation = 10;
-    let mut b = header(130);
-    b.generation = 12;
-    b.leg_states[1] = LegState::Degraded;
-    b.stale_since[1] = 11;
-    let ba = [0b0101u64, 0, 1];
-    let bb = [0b1001u64, 1 << 5, 0];
-    let mut out = [0u64; 3];
-    let act = choose_copies(
-        &id(130),
-        &[Some((a, &ba)), Some((b, &bb))],
-        &mut out,
-        &mut [0u64; 3],
-    )
-    .unwrap();
-    assert_eq!(act.newest, Some(b));
-    assert_eq!(act.used, 0b11);
-    assert_eq!(act.max_generation, 12);
-    assert_eq!(out, [0b1101, 1 << 5, 1]);
-    assert_eq!(act.out_of_sync, 5);
+fn v2_layout_is_stable() {
+    let mut h = header(100);
+    h.generation = 7;
+    h.leg_states[1] = LegState::Degraded;
+    h.stale_since[1] = 5;
+    let img = v2(&h, &[1 | (1 << 63), 0xF]);
+    assert_eq!(img.len(), 3 * 4096);
+    // Generation 7 goes to slot 1; slot 0 stays blank.
+    assert!(img[..4096].iter().all(|&b| b == 0));
+    let s = &img[4096..8192];
+    assert_eq!(&s[..8], b"RTMIRLOG");
+    assert_eq!(s[8..12], 2u32.to_le_bytes());
+    assert_eq!(s[32..40], 7u64.to_le_bytes());
+    assert_eq!(&s[64..68], b"AD\0\0");
+    let mut z = s.to_vec();
+    z[60..64].fill(0);
+    assert_eq!(s[60..64], crc32c(&z).to_le_bytes());
+    assert_eq!(decode_header(s).unwrap(), h.normalized());
+    let b = &img[8192..];
+    assert_eq!(&b[..8], b"RTMIRBLK");
+    assert_eq!(b[8..12], 0u32.to_le_bytes());
+    assert_eq!(b[16..24], 7u64.to_le_bytes());
+    assert_eq!(b[24..40], UUID);
+    assert_eq!(b[64], 1);
+    assert_eq!(b[64 + 7], 0x80);
+    assert_eq!(b[72], 0xF);
+    let mut z = b.to_vec();
+    z[12..16].fill(0);
+    assert_eq!(b[12..16], crc32c(&z).to_le_bytes());
+    let mut bits = [0u64; 2];
+    assert_eq!(decode_bitmap_block(&UUID, 100, 0, b, &mut bits), Ok(7));
+    assert_eq!(bits, [1 | (1 << 63), 0xF]);
     assert_eq!(
-        resync_source(act.newest.as_ref(), &[true, true], 1),
-        ResyncSource::Leg(0)
+        decode_bitmap_block(&[1; 16], 100, 0, b, &mut bits),
+        Err(LogError::Misplaced)
     );
+}
 
-    // One copy missing or foreign: the other alone.
-    let mut foreign = a;
-    foreign.uuid[0] ^= 1;
-    foreign.generation = 99;
-    let act = choose_copies(
-        &id(130),
-        &[Some((foreign, &ba)), Some((b, &bb))],
-        &mut out,
-        &mut [0u64; 3],
-    )
-    .unwrap();
-    assert_eq!(act.newest, Some(b));
-    assert_eq!(act.used, 0b10);
-    assert_eq!(act.mismatched, 0b01);
-    assert_eq!(act.max_generation, 99);
-    assert_eq!(out, bb);
-
-    // Nothing usable: every region out of sync, freshness unknown.
-    let act = choose_copies(
-        &id(130),
-        &[None, Some((foreign, &ba))],
-        &mut out,
-        &mut [0u64; 3],
-    )
-    .unwrap();
-    assert!(act.log_lost());
-    assert_eq!(out, [u64::MAX, u64::MAX, 0b11]);
-    assert_eq!(act.out_of_sync, 130);
+#[test]
+fn v2_activation_basic() {
+    let nr = 2 * REGIONS_PER_BLOCK + 100;
+    let words = bitmap_words(nr);
+    let mut bits = vec![0u64; words];
+    bits[0] = 0b101;
+    bits[WORDS_PER_BLOCK] = 1;
+    bits[words - 1] = 1 << 3;
+    let mut h = header(nr);
+    h.generation = 4;
+    let img = v2(&h, &bits);
+    let (a, u, c) = act(&want(nr), &[Some(&img), Some(&img)]);
+    assert_eq!(a.outcome, LogOutcome::Found);
+    assert_eq!(a.newest, Some(h));
+    assert_eq!(a.classes[..2], [CopyClass::V2, CopyClass::V2]);
+    assert_eq!(a.used(), 0b11);
+    assert_eq!(a.max_generation, 4);
+    assert_eq!((a.bad_blocks, a.clean, a.upgrade), (0, false, false));
+    // Generation 4 is in slot 0: the next write goes to slot 1 on both.
+    assert_eq!(a.next_slots, 0b11);
+    assert_eq!(u, bits);
+    assert_eq!(c, bits);
+    assert_eq!(a.out_of_sync, 4);
+    // A corrupt block on one copy: its regions all dirty, not common.
+    let mut bad = img.clone();
+    bad[bitmap_block_pos(1) as usize * 4096 + 100] ^= 1;
+    let (a, u, c) = act(&want(nr), &[Some(&img), Some(&bad)]);
+    assert_eq!(a.bad_blocks, 1);
+    assert!(u[WORDS_PER_BLOCK..2 * WORDS_PER_BLOCK]
+        .iter()
+        .all(|&w| w == u64::MAX));
+    assert!(c[WORDS_PER_BLOCK..2 * WORDS_PER_BLOCK]
+        .iter()
+        .all(|&w| w == 0));
+    assert_eq!(u[0], 0b101);
+    assert_eq!(c[0], 0b101);
     assert_eq!(
-        resync_source(act.newest.as_ref(), &[true, true], 0),
-        ResyncSource::Unknown
-    );
-    assert_eq!(
-        choose_copies(&id(130), &[None; 9], &mut out, &mut [0u64; 3]),
+        activate_copies(
+            &want(nr),
+            &[None; 9],
+            &mut vec![0; words],
+            &mut vec![0; words]
+        ),
         Err(LogError::TooManyCopies)
+    );
+}
+
+/// The data-safety issue: one power cut tears both copies in the same write.
+/// Version 1 loses the log (both whole-copy checksums fail, activation would
+/// take the primary as resync source); version 2 keeps the previous header
+/// slot and counts torn blocks as dirty.
+#[test]
+fn both_copies_torn_in_one_write() {
+    let nr = 100;
+    let mut old = header(nr);
+    old.generation = 5;
+    let mut new = old;
+    new.generation = 6;
+    new.leg_states[1] = LegState::Degraded;
+    new.stale_since[1] = 6;
+    let (a_bits, b_bits) = ([0b0110u64, 0], [0b1100u64, 0]);
+
+    // Version 1: the new header block lands, the bitmap block does not.
+    let v1_old = enc(&old, &a_bits);
+    let v1_new = enc(&new, &b_bits);
+    let mut torn = v1_new[..4096].to_vec();
+    torn.extend_from_slice(&v1_old[4096..]);
+    assert!(dec(&torn).is_err(), "v1: the torn copy is unusable");
+    let (a, _, _) = act(&want(nr), &[Some(&torn), Some(&torn)]);
+    assert_eq!(a.outcome, LogOutcome::Unknown, "v1: log lost");
+
+    // Version 2, copy 0: new header, old block; copy 1: torn header, torn block.
+    let mut c0 = v2(&old, &a_bits);
+    let mut c1 = c0.clone();
+    write_gen(&mut c0, &new, &b_bits, Some(&[]));
+    let mut scratch = c1.clone();
+    write_gen(&mut scratch, &new, &b_bits, None);
+    c1[..40].copy_from_slice(&scratch[..40]); // start of slot 0 (gen 6)
+    c1[8192..8208].copy_from_slice(&scratch[8192..8208]); // the first sector's start
+    let (a, u, _) = act(&want(nr), &[Some(&c0), Some(&c1)]);
+    assert_eq!(a.outcome, LogOutcome::Found);
+    assert_eq!(a.newest.unwrap().generation, 6);
+    assert_eq!(a.newest.unwrap().leg_states[1], LegState::Degraded);
+    assert_eq!(a.bad_blocks, 1);
+    // Bits on disk in both generations stay dirty (the torn block: all).
+    assert_eq!(u[0] & 0b0100, 0b0100);
+    assert_eq!(u[0], u64::MAX);
+    // Copy 1 alone: its header slot of generation 6 is torn, slot 1 keeps 5.
+    let (a, _, _) = act(&want(nr), &[None, Some(&c1)]);
+    assert_eq!(a.newest.unwrap().generation, 5);
+}
+
+#[test]
+fn blank_corrupt_foreign_unreadable() {
+    let nr = 100;
+    let blank = vec![0u8; log_bytes_needed(nr) as usize];
+    let mut garbage = blank.clone();
+    garbage[5000] = 1;
+    let h = header(nr);
+    let mine = v2(&h, &[1, 0]);
+    let mut other = h;
+    other.uuid = [9; 16];
+    other.generation = 50;
+    let foreign = v2(&other, &[2, 0]);
+
+    let (a, u, c) = act(&want(nr), &[Some(&blank), Some(&blank)]);
+    assert_eq!(a.outcome, LogOutcome::New);
+    assert_eq!(a.classes[..2], [CopyClass::Blank, CopyClass::Blank]);
+    assert_eq!(a.out_of_sync, nr);
+    assert_eq!((u[1], c[1]), ((1 << 36) - 1, 0));
+    assert_eq!(act(&want(nr), &[]).0.outcome, LogOutcome::New);
+    // A new mirror whose second log device cannot be read.
+    let (a, _, _) = act(&want(nr), &[Some(&blank), None]);
+    assert_eq!(a.outcome, LogOutcome::New);
+    for pair in [
+        [Some(&blank[..]), Some(&garbage[..])],
+        [Some(&garbage[..]), Some(&garbage[..])],
+        [None, None],
+        [Some(&foreign[..]), Some(&blank[..])],
+    ] {
+        let (a, _, _) = act(&want(nr), &pair);
+        assert_eq!(a.outcome, LogOutcome::Unknown, "{:?}", a.classes);
+        assert!(a.log_lost());
+        assert_eq!(
+            resync_source(a.newest.as_ref(), &[true, true], 0),
+            ResyncSource::Unknown
+        );
+    }
+    let (a, _, _) = act(&want(nr), &[Some(&garbage), None]);
+    assert_eq!(a.classes[..2], [CopyClass::Corrupt, CopyClass::Unreadable]);
+    // Bound: a copy of another uuid is never used, even if newer.
+    let (a, u, c) = act(&want(nr), &[Some(&foreign), Some(&mine)]);
+    assert_eq!(a.classes[..2], [CopyClass::Foreign, CopyClass::V2]);
+    assert_eq!(a.newest, Some(h));
+    assert_eq!(a.max_generation, 1);
+    assert_eq!((u[0], c[0]), (1, 0));
+    // Unbound: the newest copy with this geometry gives the uuid.
+    let unbound = LogWant {
+        uuid: None,
+        ..want(nr)
+    };
+    let (a, u, _) = act(&unbound, &[Some(&foreign), Some(&mine)]);
+    assert_eq!(a.uuid, Some([9; 16]));
+    assert_eq!(a.classes[..2], [CopyClass::V2, CopyClass::Foreign]);
+    assert_eq!(u[0], 2);
+    // Another geometry is foreign in both modes.
+    let (a, _, _) = act(&want(nr + 1), &[Some(&mine), None]);
+    assert_eq!(a.classes[0], CopyClass::Foreign);
+    let (a, _, _) = act(
+        &LogWant {
+            uuid: None,
+            ..want(nr + 1)
+        },
+        &[Some(&mine)],
+    );
+    assert_eq!((a.uuid, a.outcome), (None, LogOutcome::Unknown));
+}
+
+#[test]
+fn clean_shutdown() {
+    let nr = 100;
+    let mut h = header(nr);
+    h.generation = 3;
+    h.clean_shutdown = true;
+    let img = v2(&h, &[0b11, 0]);
+    let (a, u, c) = act(&want(nr), &[Some(&img)]);
+    assert!(a.clean);
+    assert_eq!((u, c, a.out_of_sync), (vec![0, 0], vec![0, 0], 0));
+    // A leg not in sync: the bits are real resync work.
+    let mut d = h;
+    d.leg_states[1] = LegState::Degraded;
+    d.stale_since[1] = 2;
+    let (a, u, _) = act(&want(nr), &[Some(&v2(&d, &[0b11, 0]))]);
+    assert!(!a.clean);
+    assert_eq!(u[0], 0b11);
+    // Version 1 wrote the flag without flushing the legs: ignored.
+    let (a, u, _) = act(&want(nr), &[Some(&enc(&h, &[0b11, 0]))]);
+    assert!(!a.clean);
+    assert_eq!(u[0], 0b11);
+}
+
+#[test]
+fn v1_is_read_and_upgrade_is_safe() {
+    let nr = 100;
+    let mut h = header(nr);
+    h.generation = 8;
+    let mut v1 = enc(&h, &[0b1010, 0]);
+    v1.resize(log_bytes_needed(nr) as usize, 0);
+    let (a, u, c) = act(&want(nr), &[Some(&v1), Some(&v1)]);
+    assert_eq!(a.classes[..2], [CopyClass::V1, CopyClass::V1]);
+    assert!(a.upgrade);
+    assert_eq!(a.next_slots, 0b11);
+    assert_eq!((u[0], c[0], a.max_generation), (0b1010, 0b1010, 8));
+    // The upgrade (generation 9, slot 1) torn on copy 0 while copy 1 is
+    // still version 1 (copies are upgraded one after the other).
+    let mut torn = v1.clone();
+    let mut n = h;
+    n.generation = 9;
+    let mut full = v1.clone();
+    write_gen(&mut full, &n, &[0b1000, 0], None);
+    torn[4096..4136].copy_from_slice(&full[4096..4136]);
+    let (a, u, _) = act(&want(nr), &[Some(&torn), Some(&v1)]);
+    assert_eq!(a.classes[..2], [CopyClass::Corrupt, CopyClass::V1]);
+    assert_eq!((a.outcome, u[0]), (LogOutcome::Found, 0b1010));
+    // Completed on copy 0: version 2 there, newest.
+    let (a, u, _) = act(&want(nr), &[Some(&full), Some(&v1)]);
+    assert_eq!(a.classes[..2], [CopyClass::V2, CopyClass::V1]);
+    assert_eq!((a.newest.unwrap().generation, u[0]), (9, 0b1010));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A log write of generation g+1 over g, torn on every copy at any
+    /// subset of its blocks (each landed, not landed, or half landed):
+    /// a valid header of generation >= g remains, and every region dirty in
+    /// both generations is dirty in the union.
+    #[test]
+    fn any_torn_subset_keeps_a_generation(
+        nr in 1u64..(3 * REGIONS_PER_BLOCK),
+        g in 1u64..1000,
+        seeds in prop::array::uniform2(any::<u64>()),
+        fates in prop::array::uniform2(prop::collection::vec(0u8..3, 8)),
+        half in 1usize..4095,
+    ) {
+        let words = bitmap_words(nr);
+        let gen_bits = |seed: u64| -> Vec<u64> {
+            masked((0..words as u64).map(|i| (i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect(), nr)
+        };
+        let (a_bits, b_bits) = (gen_bits(seeds[0]), gen_bits(seeds[1]));
+        let mut old = header(nr);
+        old.generation = g;
+        let mut new = old;
+        new.generation = g + 1;
+        let base = v2(&old, &a_bits);
+        let target = {
+            let mut t = base.clone();
+            write_gen(&mut t, &new, &b_bits, None);
+            t
+        };
+        let mut imgs = vec![];
+        for fate in &fates {
+            let mut img = base.clone();
+            // Block list of the write: the header slot, then the bitmap blocks.
+            let mut blocks = vec![(g + 1) % 2];
+            blocks.extend((0..bitmap_blocks(nr)).map(bitmap_block_pos));
+            for (k, &blk) in blocks.iter().enumerate() {
+                let off = blk as usize * 4096;
+                match fate[k % fate.len()] {
+                    0 => {}
+                    1 => img[off..off + 4096].copy_from_slice(&target[off..off + 4096]),
+                    _ => img[off..off + half].copy_from_slice(&target[off..off + half]),
+                }
+            }
+            imgs.push(img);
+        }
+        let (a, u, c) = act(&want(nr), &[Some(&imgs[0]), Some(&imgs[1])]);
+        prop_assert_eq!(a.outcome, LogOutcome::Found);
+        prop_assert!(a.newest.unwrap().generation >= g);
+        for i in 0..words {
+            prop_assert_eq!(u[i] & a_bits[i] & b_bits[i], a_bits[i] & b_bits[i]);
+            prop_assert_eq!(c[i] & !u[i], 0);
+        }
+    }
+
+    #[test]
+    fn v2_any_flip_is_detected(
+        nr in 1u64..70_000,
+        pos in 0usize..4096,
+        mask in 1u8..=255,
+        seed in any::<u64>(),
+    ) {
+        let h = header(nr);
+        let bits: Vec<u64> = (0..bitmap_words(nr) as u64).map(|i| i.wrapping_mul(seed)).collect();
+        let img = v2(&h, &bits);
+        let mut s = img[4096..8192].to_vec();
+        s[pos] ^= mask;
+        prop_assert!(decode_header(&s).is_err());
+        let mut b = img[8192..12288].to_vec();
+        b[pos] ^= mask;
+        let mut out = vec![0u64; bitmap_words(nr)];
+        prop_assert!(decode_bitmap_block(&UUID, nr, 0, &b, &mut out).is_err());
+    }
+
+    #[test]
+    fn activation_never_panics(
+        a in prop::collection::vec(any::<u8>(), 0..20_000),
+        b in prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..20_000),
+        nr in 1u64..100_000,
+        bound in any::<bool>(),
+    ) {
+        let w = LogWant { uuid: bound.then_some(UUID), ..want(nr) };
+        let words = bitmap_words(nr);
+        let (mut u, mut c) = (vec![0u64; words], vec![0u64; words]);
+        let r = activate_copies(&w, &[Some(&a), Some(&b), None], &mut u, &mut c).unwrap();
+        prop_assert!(r.outcome != LogOutcome::Found);
+        prop_assert_eq!(r.out_of_sync, nr);
+    }
+}
+
+#[test]
+fn block_runs() {
+    let map = [0b1110_0110u64 | (1 << 63), 0b1, 0, 1 << 5];
+    let runs: Vec<(u64, usize)> = {
+        let mut v = vec![];
+        let mut from = 0;
+        while let Some((b, n)) = next_run(&map, from, 2) {
+            v.push((b, n));
+            from = b + n as u64;
+        }
+        v
+    };
+    assert_eq!(runs, [(1, 2), (5, 2), (7, 1), (63, 2), (197, 1)]);
+    assert_eq!(next_run(&map, 0, 100), Some((1, 2)));
+    assert_eq!(next_run(&map, 63, 100), Some((63, 2)));
+    assert_eq!(next_run(&map, 198, 100), None);
+    assert_eq!(next_run(&[], 0, 1), None);
+    assert_eq!(
+        set_bits(&map).collect::<Vec<_>>(),
+        [1, 2, 5, 6, 7, 63, 64, 197]
     );
 }
 
@@ -360,57 +705,4 @@ fn resync_source_rules() {
         resync_source(Some(&h), &[true, true, true], 7),
         ResyncSource::Leg(0)
     );
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
-    /// For up to 3 copies of assorted generations, validity and bitmaps:
-    /// the newest valid wins, the result is the union, and the resync
-    /// source is never a leg that was not in sync in the newest copy.
-    #[test]
-    fn choose_copies_props(
-        copies in prop::collection::vec(
-            (any::<bool>(), 1u64..20, prop::array::uniform2(arb_leg()), arb_bits(100)),
-            0..=3),
-        primary in 0u8..2,
-        avail in prop::array::uniform2(any::<bool>()),
-    ) {
-        let hs: Vec<(bool, LogHeader, Vec<u64>)> = copies.into_iter().map(|(valid, g, legs, bits)| {
-            let mut h = header(100);
-            h.generation = g;
-            for i in 0..2 {
-                h.leg_states[i] = legs[i];
-                h.stale_since[i] = if legs[i] == LegState::InSync { 0 } else { g };
-            }
-            (valid, h, bits)
-        }).collect();
-        let input: Vec<Option<(LogHeader, &[u64])>> = hs.iter()
-            .map(|(v, h, b)| v.then_some((*h, b.as_slice()))).collect();
-        let mut out = vec![0u64; 2];
-        let mut common = vec![0u64; 2];
-        let act = choose_copies(&id(100), &input, &mut out, &mut common).unwrap();
-        let valid: Vec<&(bool, LogHeader, Vec<u64>)> = hs.iter().filter(|c| c.0).collect();
-        if valid.is_empty() {
-            prop_assert!(act.log_lost());
-            prop_assert_eq!(act.out_of_sync, 100);
-        } else {
-            let g = valid.iter().map(|c| c.1.generation).max().unwrap();
-            prop_assert_eq!(act.newest.unwrap().generation, g);
-            let mut union = vec![0u64; 2];
-            for c in &valid { for i in 0..2 { union[i] |= c.2[i]; } }
-            prop_assert_eq!(out.clone(), masked(union, 100));
-            let mut inter = vec![u64::MAX; 2];
-            for c in &hs { for i in 0..2 { inter[i] &= if c.0 { c.2[i] } else { 0 }; } }
-            prop_assert_eq!(common.clone(), masked(inter, 100));
-            if let ResyncSource::Leg(l) = resync_source(act.newest.as_ref(), &avail, primary) {
-                prop_assert_eq!(act.newest.unwrap().leg_states[usize::from(l)], LegState::InSync);
-                prop_assert!(avail[usize::from(l)]);
-                if act.newest.unwrap().leg_states[usize::from(primary)] == LegState::InSync
-                    && avail[usize::from(primary)] {
-                    prop_assert_eq!(l, primary);
-                }
-            }
-        }
-    }
 }

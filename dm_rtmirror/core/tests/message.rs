@@ -23,6 +23,7 @@ fn valid_messages() {
         ("io_timeout_ms 3600000", Message::IoTimeoutMs(3_600_000)),
         ("io_timeout_ms 0", Message::IoTimeoutMs(0)),
         ("primary 2", Message::Primary(2)),
+        ("trust 2", Message::Trust(2)),
         ("resync_kbps 4294967295", Message::ResyncKbps(u32::MAX)),
     ];
     for (line, m) in cases {
@@ -52,6 +53,29 @@ fn malformed_messages() {
             "fail",
             |e| matches!(e, E::MissingArgument("fail")),
             "'fail' is missing",
+        ),
+        (
+            "trust",
+            |e| matches!(e, E::MissingArgument("trust")),
+            "'trust' is missing",
+        ),
+        (
+            "trust 3",
+            |e| matches!(e, E::LegOutOfRange { index: 3, .. }),
+            "leg 3 out of range",
+        ),
+        (
+            "trust 0 1",
+            |e| {
+                matches!(
+                    e,
+                    E::ExtraArguments {
+                        verb: "trust",
+                        first: "1"
+                    }
+                )
+            },
+            "unexpected extra argument '1'",
         ),
         (
             "primary",

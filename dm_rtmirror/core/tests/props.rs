@@ -19,6 +19,7 @@ struct Owned {
     primary_explicit: bool,
     resync_kbps: u32,
     nosync: bool,
+    log_uuid: Option<[u8; 16]>,
 }
 
 impl Owned {
@@ -54,6 +55,7 @@ impl Owned {
             primary_explicit: self.primary_explicit,
             resync_kbps: self.resync_kbps,
             nosync: self.nosync,
+            log_uuid: self.log_uuid,
         }
     }
 }
@@ -74,9 +76,10 @@ fn owned() -> impl Strategy<Value = Owned> {
         any::<bool>(),
         prop_oneof![Just(0u32), any::<u32>()],
         any::<bool>(),
+        prop::option::of(any::<[u8; 16]>().prop_filter("not zero", |u| *u != [0; 16])),
     )
         .prop_map(
-            |(nr_legs, names, mut present, nr_logs, rs, to, pp, pe, rk, ns)| {
+            |(nr_legs, names, mut present, nr_logs, rs, to, pp, pe, rk, ns, lu)| {
                 if !present.iter().take(usize::from(nr_legs)).any(|&p| p) {
                     present[0] = true;
                 }
@@ -91,6 +94,7 @@ fn owned() -> impl Strategy<Value = Owned> {
                     primary_explicit: pe,
                     resync_kbps: rk,
                     nosync: ns,
+                    log_uuid: lu,
                 }
             },
         )
@@ -172,6 +176,10 @@ proptest! {
         if cfg.nosync {
             opts.push(vec!["nosync".into()]);
         }
+        if let Some(u) = cfg.log_uuid {
+            let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+            opts.push(vec!["log_uuid".into(), hex]);
+        }
         // Deterministic shuffle driven by the seed.
         let mut s = seed;
         for i in (1..opts.len()).rev() {
@@ -180,7 +188,7 @@ proptest! {
         }
         let flat: Vec<String> = opts.into_iter().flatten().collect();
         let mut line = fmt_table(&TableConfig { region_size: DEFAULT_REGION_SIZE, io_timeout_ms: 0,
-            primary_explicit: false, resync_kbps: 0, nosync: false, ..cfg });
+            primary_explicit: false, resync_kbps: 0, nosync: false, log_uuid: None, ..cfg });
         // Replace the trailing "0" option count.
         line.truncate(line.len() - 1);
         line.push_str(&flat.len().to_string());
@@ -284,7 +292,7 @@ proptest! {
     fn message_round_trip(
         nr_legs in 1u8..=4,
         pick in any::<u8>(),
-        kind in 0u8..7,
+        kind in 0u8..8,
         ms in 0u32..=MAX_IO_TIMEOUT_MS,
         kbps in any::<u32>(),
     ) {
@@ -296,6 +304,7 @@ proptest! {
             3 => Message::Resync,
             4 => Message::IoTimeoutMs(ms),
             5 => Message::Primary(i),
+            6 => Message::Trust(i),
             _ => Message::ResyncKbps(kbps),
         };
         let mut line = String::new();

@@ -148,7 +148,7 @@ fn log_write_that_clears_is_told_and_refreshes_legs() {
     // Leg 1's flush failed: it is detached, and the write in flight records it.
     m.r().set_leg_state(1, LegState::Inactive).unwrap();
     m.r().refresh_snapshot_legs();
-    let h = m.r().snapshot_header([1; 16], 8, false);
+    let h = m.r().snapshot_header([1; 16], 8);
     assert_eq!(h.leg_states[1], LegState::Inactive);
     assert_eq!(h.stale_since[1], w.generation);
     m.r().log_written(w.generation, w.copies).unwrap();

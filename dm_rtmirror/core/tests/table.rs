@@ -89,6 +89,54 @@ fn full_table_and_canonical_order() {
 }
 
 #[test]
+fn log_uuid_option() {
+    let line = "2 a b 2 l m 3 nosync log_uuid 00112233445566778899aabbccddeeff";
+    let w = words(line);
+    let cfg = parse_table(&w).unwrap();
+    assert_eq!(
+        cfg.log_uuid,
+        Some([
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff
+        ])
+    );
+    assert_eq!(fmt(&cfg), line);
+    // Canonical order: log_uuid last, whatever the input order.
+    let w = words("2 a b 0 5 log_uuid 0000000000000000000000000000000f region_size 16 nosync");
+    assert_eq!(
+        fmt(&parse_table(&w).unwrap()),
+        "2 a b 0 5 region_size 16 nosync log_uuid 0000000000000000000000000000000f"
+    );
+    assert_eq!(parse_table(&words("2 a b 0 0")).unwrap().log_uuid, None);
+    for bad_uuid in [
+        "00112233445566778899AABBCCDDEEFF",
+        "00112233445566778899aabbccddeef",
+        "00112233445566778899aabbccddeeff0",
+        "0x112233445566778899aabbccddeeff",
+        "00000000000000000000000000000000",
+        "0011223344556677-899aabbccddeeff",
+    ] {
+        let line = format!("2 a b 0 2 log_uuid {bad_uuid}");
+        let w = words(&line);
+        let e = parse_table(&w).unwrap_err();
+        assert_eq!(e, TableError::BadUuid(bad_uuid));
+        assert!(e.to_string().contains(bad_uuid));
+    }
+    let w = words("2 a b 0 1 log_uuid");
+    assert_eq!(
+        parse_table(&w).unwrap_err(),
+        TableError::MissingOptionValue("log_uuid")
+    );
+    let w = words(
+        "2 a b 0 4 log_uuid 00112233445566778899aabbccddeeff log_uuid 00112233445566778899aabbccddeeff",
+    );
+    assert_eq!(
+        parse_table(&w).unwrap_err(),
+        TableError::DuplicateOption("log_uuid")
+    );
+}
+
+#[test]
 fn defaults_given_explicitly_are_dropped_except_primary() {
     let w = words("2 a b 0 8 region_size 8192 io_timeout_ms 0 resync_kbps 0 primary 0");
     let cfg = parse_table(&w).unwrap();
