@@ -544,18 +544,30 @@ impl RtMirror {
                 );
                 return Err(EINVAL);
             }
-            if shared.state.copy_rejoined(i).is_err() {
-                drop(shared);
-                pr_warn!(
-                    "{}: rejoin_log {}: every log copy was lost; load the table again to rebuild the log\n",
-                    self.dev_name(),
-                    i
-                );
-                return Err(EBUSY);
+            match shared.state.copy_rejoined(i) {
+                Ok(()) => {}
+                Err(region::RegionError::LogWriteInFlight) => {
+                    drop(shared);
+                    pr_warn!(
+                        "{}: rejoin_log {}: a log write issued to the copy before it failed is still in flight; retry\n",
+                        self.dev_name(),
+                        i
+                    );
+                    return Err(EBUSY);
+                }
+                Err(_) => {
+                    drop(shared);
+                    pr_warn!(
+                        "{}: rejoin_log {}: every log copy was lost; load the table again to rebuild the log\n",
+                        self.dev_name(),
+                        i
+                    );
+                    return Err(EBUSY);
+                }
             }
         }
         pr_info!(
-            "{}: log copy {} rejoined: the next log write rewrites it from memory\n",
+            "{}: log copy {} rejoined: the next log write rewrites it from memory; it counts once that write completed\n",
             self.dev_name(),
             i
         );

@@ -272,6 +272,11 @@ impl RtMirror {
             }
         }
         shared.state.set_header_slots(act.next_slots);
+        // Copies behind the newest generation count only once the first log write (every
+        // block) reached them.
+        if act.outcome == LogOutcome::Found {
+            shared.state.set_rejoining(act.behind(nr_copies));
+        }
         let available: KVec<bool> = {
             let mut v = KVec::with_capacity(self.legs.len(), GFP_KERNEL)?;
             for l in self.legs.iter() {

@@ -92,13 +92,64 @@ def decode_log_v1(data):
     return dict(version=1, generation=gen, nr_regions=nr, legs=legs, dirty=dirty)
 
 
+BLOCK_REGIONS_V2 = 32256
+
+
+def decode_log_v2(data):
+    """A log copy in format v2 (docs/log-format.md): the newest valid header slot and the
+    bitmap blocks; a block that fails its check counts as all of its regions dirty (as the
+    kernel reads it). dict(version, generation, nr_regions, legs, dirty=[regions]) if a header
+    slot is valid, dict(version, error) if not."""
+    best = None
+    for slot in (0, 1):
+        blk = bytearray(data[slot * 4096:(slot + 1) * 4096])
+        if len(blk) < 4096 or blk[:8] != b"RTMIRLOG":
+            continue
+        version, hlen = struct.unpack_from("<II", blk, 8)
+        if version != 2 or hlen != 4096:
+            continue
+        (stored,) = struct.unpack_from("<I", blk, 60)
+        blk[60:64] = bytes(4)
+        if crc32c(blk) != stored:
+            continue
+        gen, _, nr = struct.unpack_from("<QQQ", blk, 32)
+        if best is None or gen > best[0]:
+            best = (gen, nr, blk[64:64 + blk[56]].decode(errors="replace"), bytes(blk[16:32]))
+    if best is None:
+        return dict(version=2, error="no valid header slot (torn, corrupt or blank)")
+    gen, nr, legs, uuid = best
+    dirty = []
+    for b in range(-(-nr // BLOCK_REGIONS_V2)):
+        blk = bytearray(data[(2 + b) * 4096:(3 + b) * 4096])
+        first = b * BLOCK_REGIONS_V2
+        count = min(BLOCK_REGIONS_V2, nr - first)
+        ok = len(blk) == 4096 and blk[:8] == b"RTMIRBLK"
+        if ok:
+            (idx, stored) = struct.unpack_from("<II", blk, 8)
+            blk[12:16] = bytes(4)
+            ok = idx == b and crc32c(blk) == stored and bytes(blk[24:40]) == uuid
+        if not ok:
+            dirty += range(first, first + count)
+            continue
+        dirty += [first + r for r in range(count) if blk[64 + r // 8] >> (r % 8) & 1]
+    return dict(version=2, generation=gen, nr_regions=nr, legs=legs, dirty=dirty)
+
+
+def decode_log(data):
+    """A log copy in either format."""
+    if data[:8] == b"RTMIRLOG" and struct.unpack_from("<I", data, 8)[0] == 1:
+        return decode_log_v1(data)
+    return decode_log_v2(data)
+
+
 def log_state(disk):
     """The log copy on `disk`'s backing file (the media, not the cache), as one line."""
-    d = decode_log_v1(disk.read_backing(0, 1 << 20))
+    d = decode_log(disk.read_backing(0, 1 << 20))
     if "error" in d:
         return "version=%s gen=%s invalid: %s" % (d["version"], d.get("generation"), d["error"])
-    return "version=1 gen=%d legs=%s dirty=%d regions=%s" % (
-        d["generation"], d["legs"], len(d["dirty"]), ",".join(map(str, d["dirty"][:40])) or "-")
+    return "version=%d gen=%d legs=%s dirty=%d regions=%s" % (
+        d["version"], d["generation"], d["legs"], len(d["dirty"]),
+        ",".join(map(str, d["dirty"][:40])) or "-")
 
 
 def check_pattern(res, disks, errors):
@@ -211,7 +262,7 @@ def regions_differing(a, b, region_bytes):
 def note_log_at_cut(disks):
     """Between the boots: record what the log copies hold after the power cut."""
     for d in disks[2:4]:
-        d.log_at_cut = decode_log_v1(d.read_backing(0, 1 << 20))
+        d.log_at_cut = decode_log(d.read_backing(0, 1 << 20))
         print("    %s after the cut: %s" % (d.name, log_state(d)))
 
 

@@ -30,12 +30,8 @@ while :; do
 	regions=$(status_of m0 | cut -d' ' -f3)
 	clean=1
 	for st in "$s2" "$s3"; do
-		case $st in
-		*" dirty=0 "*) ;;
-		*"version=1 "*) clean=0 ;;  # v1: wait until the copy on the media says clean
-		*"version="[!1]*) ;;         # another format: the log writes after the data writes count
-		*) clean=0 ;;
-		esac
+		# Wait until the copy on the media (v1 or v2, decoded by the host) says clean.
+		case $st in *" dirty=0 "*) ;; *) clean=0 ;; esac
 	done
 	if [ "$w2" -gt "$base2" ] && [ "$w3" -gt "$base3" ] && [ $clean = 1 ] &&
 		[ "${regions%/*}" = "${regions#*/}" ]; then

@@ -848,12 +848,30 @@ pub struct Activation {
     pub next_slots: u8,
     /// Number of regions marked out of sync in the union bitmap.
     pub out_of_sync: u64,
+    /// Generation of each copy's newest valid header of this mirror (0: none).
+    pub generations: [u64; MAX_COPIES],
 }
 
 impl Activation {
     /// No valid copy: every region is out of sync.
     pub fn log_lost(&self) -> bool {
         self.newest.is_none()
+    }
+
+    /// Bit `i` set: copy `i` (of `nr_copies`) lacks the newest generation (older, blank,
+    /// corrupt or foreign). It is written by every log write, but counts only once a write of
+    /// every block reached it ([`crate::region::RegionState::set_rejoining`]): if the copies
+    /// holding the newest generation fail first, the log is lost rather than resting on it.
+    pub fn behind(&self, nr_copies: usize) -> u8 {
+        let Some(newest) = self.newest else {
+            return 0;
+        };
+        self.generations
+            .iter()
+            .take(nr_copies.min(8))
+            .enumerate()
+            .filter(|(_, &g)| g < newest.generation)
+            .fold(0u8, |m, (i, _)| m | (1u8 << i))
     }
 
     /// Bit `i` set: copy `i` was used.
@@ -926,6 +944,7 @@ pub fn activate_copies(
         upgrade: false,
         next_slots: 0,
         out_of_sync: 0,
+        generations: [0; MAX_COPIES],
     };
     // Unbound: adopt the uuid of the newest valid header with this geometry.
     if act.uuid.is_none() {
@@ -966,6 +985,9 @@ pub fn activate_copies(
             continue;
         };
         act.max_generation = act.max_generation.max(h.generation);
+        if let Some(g) = act.generations.get_mut(i) {
+            *g = h.generation;
+        }
         if slot == 0 {
             act.next_slots |= 1u8 << (i % 8);
         }

@@ -149,6 +149,8 @@ pub enum RegionError {
     ResyncPending,
     /// `resync_end` without `resync_begin`.
     NotRecovering,
+    /// A log write issued to the copy is still in flight.
+    LogWriteInFlight,
 }
 
 impl RegionError {
@@ -163,6 +165,7 @@ impl RegionError {
             Self::NoSuchLogWrite => c"no such log write in flight",
             Self::ResyncPending => c"regions still need resync",
             Self::NotRecovering => c"region is not being resynced",
+            Self::LogWriteInFlight => c"a log write to the copy is in flight",
         }
     }
 }
@@ -220,6 +223,11 @@ pub struct RegionState {
     out_of_sync: u64,
     /// The next log write rewrites every block (a rejoined copy).
     rewrite_all: bool,
+    /// Copies rejoined (`rejoin_log`) whose rewrite is not durable yet: written by every log
+    /// write, but they count for nothing until a write of every block reached them.
+    rejoining: u8,
+    /// The log write in flight rewrites every block.
+    snap_full: bool,
     /// Bit `i`: header slot of the next write on copy `i`.
     slots: u8,
 }
@@ -257,6 +265,8 @@ impl RegionState {
             log_lost: nr_copies == 0,
             out_of_sync: 0,
             rewrite_all: false,
+            rejoining: 0,
+            snap_full: false,
             slots: 0,
         })
     }
@@ -317,13 +327,19 @@ impl RegionState {
         if i >= usize::from(self.nr_copies) || self.log_lost {
             return Err(RegionError::BadIndex);
         }
+        // A log write issued to the copy before it failed is still out: its result would be
+        // taken for the rejoined copy's.
+        if self.in_flight.is_some_and(|m| m & (1u8 << (i % 8)) != 0) {
+            return Err(RegionError::LogWriteInFlight);
+        }
         if let Some(c) = self.copies.get_mut(i) {
             *c = LogState::Alive;
         }
         // Same header slot as a healthy copy: the rejoined copy is stale anyway, and two writes
         // later both copies hold the same bytes.
         let bit = 1u8 << (i % 8);
-        let healthy = self.healthy_mask() & !bit;
+        self.rejoining |= bit;
+        let healthy = self.established_mask() & !bit;
         if healthy != 0 {
             let j = healthy.trailing_zeros();
             self.slots = (self.slots & !bit) | (((self.slots >> j) & 1) << (i % 8));
@@ -331,6 +347,20 @@ impl RegionState {
         self.image_changed = true;
         self.rewrite_all = true;
         Ok(())
+    }
+
+    /// Copies found behind the newest generation at activation
+    /// ([`crate::log_format::Activation::behind`]): like rejoined copies,
+    /// they count only once the first log write (which writes every block)
+    /// reached them.
+    pub fn set_rejoining(&mut self, mask: u8) {
+        self.rejoining = mask & self.healthy_mask();
+        if self.rejoining != 0 {
+            self.rewrite_all = true;
+        }
+        if self.established_mask() == 0 && self.nr_copies > 0 && !self.log_lost {
+            self.rejoining = 0;
+        }
     }
 
     /// Sets the header slot each copy's next write goes to (bit `i` for
@@ -371,12 +401,24 @@ impl RegionState {
         self.legs().iter().all(|&s| leg_receives_writes(s))
     }
 
+    /// Log copies rejoined whose rewrite is not durable yet (bit per copy).
+    pub fn rejoining_copies(&self) -> u8 {
+        self.rejoining
+    }
+
+    /// Copies a log write goes to: alive, including rejoined ones not rewritten yet.
     fn healthy_mask(&self) -> u8 {
         self.copies()
             .iter()
             .enumerate()
             .filter(|(_, &c)| c == LogState::Alive)
             .fold(0u8, |m, (i, _)| m | (1u8 << (i % 8)))
+    }
+
+    /// Copies that hold the newest durable generation (alive and not waiting for their
+    /// rewrite): durability counts on them only, and the log is lost when none is left.
+    fn established_mask(&self) -> u8 {
+        self.healthy_mask() & !self.rejoining
     }
 
     fn next_gen(&self) -> u64 {
@@ -884,6 +926,7 @@ impl<'a> Regions<'a> {
             return None;
         }
         let gen = self.st.issued_gen.checked_add(1)?;
+        self.st.snap_full = self.st.rewrite_all;
         if self.st.rewrite_all {
             self.mark_all_blocks();
             self.st.rewrite_all = false;
@@ -1020,15 +1063,25 @@ impl<'a> Regions<'a> {
             _ => return Err(RegionError::NoSuchLogWrite),
         };
         self.st.in_flight = None;
+        if self.st.log_lost {
+            // Lost while this write was in flight (no copy holding the newest generation was
+            // left): what it wrote cannot bring the log back.
+            return Ok(LogDone::LogLost);
+        }
         let ok = copies_ok & issued & self.st.healthy_mask();
         for (i, c) in self.st.copies.iter_mut().enumerate() {
             if issued & (1u8 << (i % 8)) != 0 && ok & (1u8 << (i % 8)) == 0 {
                 *c = LogState::Failed;
             }
         }
+        self.st.rejoining &= !(issued & !ok);
+        // A rejoined copy counts once a write of every block reached it.
+        if self.st.snap_full {
+            self.st.rejoining &= !ok;
+        }
         // A copy written alternates its header slot.
         self.st.slots ^= ok;
-        if ok != 0 {
+        if ok & !self.st.rejoining != 0 {
             copy_blocks(self.durable, self.snapshot, self.snap_blocks);
             self.st.durable_gen = gen;
             self.st.clean_on_disk = self.st.snap_clean;
@@ -1048,7 +1101,9 @@ impl<'a> Regions<'a> {
         if let Some(c) = self.st.copies.get_mut(i) {
             *c = LogState::Failed;
         }
-        if self.st.healthy_mask() == 0 {
+        self.st.rejoining &= !(1u8 << (i % 8));
+        // A rejoined copy not rewritten yet holds nothing durable: it cannot stand in.
+        if self.st.established_mask() == 0 {
             self.st.log_lost = true;
         }
         Ok(())

@@ -363,6 +363,9 @@ enum Op {
     Clean(u64),
     /// A log copy fails outside a log write.
     CopyFail(usize),
+    /// A failed log copy is repaired and rejoined (`rejoin_log`): its media still holds its
+    /// old image until the next log write rewrites it, and it counts at activation again.
+    CopyRejoin(usize),
     /// Degraded legs start resyncing.
     LegBack,
     /// Resync the next out-of-sync region.
@@ -386,6 +389,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, l)| Op::DataDone(i, l)),
         2 => (1u64..20).prop_map(Op::Clean),
         1 => (0usize..2).prop_map(Op::CopyFail),
+        1 => (0usize..2).prop_map(Op::CopyRejoin),
         1 => Just(Op::LegBack),
         2 => Just(Op::ResyncStep),
         1 => Just(Op::LegsInSync),
@@ -547,7 +551,12 @@ impl Model {
                 }
             }
             LogDone::LogLost => {
-                assert!(self.failed.iter().all(|&f| f));
+                let pending = self.m.st.rejoining_copies();
+                assert!(self
+                    .failed
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &f)| f || pending & (1 << i) != 0));
                 for (reg, _) in std::mem::take(&mut self.waiting) {
                     self.submit(reg);
                 }
@@ -654,6 +663,11 @@ impl Model {
                 self.failed[i] = true;
                 self.m.r().copy_failed(i).unwrap();
             }
+            Op::CopyRejoin(i) => {
+                if self.failed[i] && !self.m.st.log_lost() && self.m.st.copy_rejoined(i).is_ok() {
+                    self.failed[i] = false;
+                }
+            }
             Op::LegBack => {
                 for l in 0..2 {
                     if self.legs[l] == LegState::Degraded {
@@ -699,15 +713,28 @@ impl Model {
     }
 
     /// One possible image of copy `i` if the power failed now: each block of
-    /// the log write in flight old, new or torn (its first 40 bytes new).
+    /// the log write in flight old, new or torn (its first 40 bytes new). The
+    /// header slot (first entry) is written only after the copy's bitmap
+    /// blocks completed (the kernel issues it last, every bio with FUA), so it
+    /// is new only if every bitmap block is.
     fn outcome(&self, i: usize, rng: &mut u64) -> Vec<u8> {
         let mut img = self.disk[i].clone();
         if let Some((_, copies, blocks)) = &self.in_flight {
             if copies & (1 << i) != 0 {
-                for (pos, b) in &blocks[i] {
+                let mut all_new = true;
+                for (pos, b) in blocks[i].iter().skip(1) {
                     let n = match xorshift(rng) % 3 {
                         0 => 0,
                         1 => 4096,
+                        _ => 40,
+                    };
+                    all_new &= n == 4096;
+                    img[pos * 4096..pos * 4096 + n].copy_from_slice(&b[..n]);
+                }
+                if let Some((pos, b)) = blocks[i].first() {
+                    let n = match xorshift(rng) % 3 {
+                        0 => 0,
+                        1 if all_new => 4096,
                         _ => 40,
                     };
                     img[pos * 4096..pos * 4096 + n].copy_from_slice(&b[..n]);
@@ -753,7 +780,14 @@ impl Model {
     /// The invariant, over sampled power-cut outcomes.
     fn check(&mut self) {
         if self.m.st.log_lost() {
-            assert!(self.failed.iter().all(|&f| f));
+            // Lost once no copy holding the newest generation is left: a rejoined copy whose
+            // rewrite has not landed does not count.
+            let pending = self.m.st.rejoining_copies();
+            assert!(self
+                .failed
+                .iter()
+                .enumerate()
+                .all(|(i, &f)| f || pending & (1 << i) != 0));
             return;
         }
         assert!(
@@ -831,6 +865,7 @@ impl Model {
             }
         }
         m.st.set_header_slots(act.next_slots);
+        m.st.set_rejoining(act.behind(2));
         self.m = m;
     }
 }
