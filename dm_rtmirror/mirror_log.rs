@@ -11,17 +11,18 @@
 use crate::inflight::SyncReq;
 use kernel::{
     alloc::flags::GFP_NOIO,
-    block::bio::PageBuf,
-    device_mapper::{IoList, TargetWorkFn},
+    block::bio::{Opf, PageBuf},
+    device_mapper::IoList,
     prelude::*,
     sync::atomic::Relaxed,
+    workqueue::WorkItem,
 };
 
 use crate::log_format::{self, LogHeader, LogIdentity, ResyncSource};
 use crate::region::{LogDone, RegionError, RegionState, Regions};
 use crate::status::LegState;
 use crate::table::MAX_LOGS;
-use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
+use crate::{RtMirror, Running, CLEAN_WORK, LOG_WORK};
 
 /// Region bookkeeping and the bios waiting on it, under the target's spinlock.
 pub(crate) struct Shared {
@@ -73,10 +74,9 @@ impl Shared {
         list: &mut IoList<RtMirror>,
         out: &mut IoList<RtMirror>,
         generation: Option<u64>,
-        t: &RtMirror,
     ) {
         let mut keep = IoList::new();
-        while let Some(io) = list.pop(&t.io_source) {
+        while let Some(io) = list.pop() {
             match generation {
                 Some(g) if io.state().generation.load(Relaxed) > g => keep.push(io),
                 _ => out.push(io),
@@ -125,7 +125,7 @@ impl RtMirror {
         // (ETIMEDOUT) instead of hanging the resume.
         let req = SyncReq {
             dev: self.legs.len() + i,
-            opf: kernel::bindings::req_op_REQ_OP_READ,
+            opf: Opf::read(),
             sector: 0,
             bytes: self.log_bytes(),
         };
@@ -342,10 +342,7 @@ impl RtMirror {
     /// Writes the encoded log in `pages` to the copies in `mask`; returns the mask of those
     /// written, and the pages unless a hung copy's bio still holds them.
     fn write_copies(&self, pages: PageBuf, mask: u8) -> (u8, Option<PageBuf>) {
-        let opf = kernel::bindings::req_op_REQ_OP_WRITE
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA)
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
+        let opf = Opf::write().preflush().fua().sync();
         let mut reqs = [SyncReq {
             dev: 0,
             opf,
@@ -397,8 +394,8 @@ impl RtMirror {
             Ok(LogDone::LogLost) | Err(_) => None,
         };
         let sh = &mut *shared;
-        Shared::take_ready(&mut sh.waiting_log, &mut release, durable, self);
-        Shared::take_ready(&mut sh.waiting_ack, &mut acks, durable, self);
+        Shared::take_ready(&mut sh.waiting_log, &mut release, durable);
+        Shared::take_ready(&mut sh.waiting_ack, &mut acks, durable);
         drop(shared);
         if durable.is_none() {
             pr_err!(
@@ -412,7 +409,7 @@ impl RtMirror {
         self.release_writes(release);
         // Dropping each popped write acknowledges it; once the log is lost, a write that
         // waited to have its missed leg recorded can never be, and fails instead.
-        while let Some(io) = acks.pop(&self.io_source) {
+        while let Some(io) = acks.pop() {
             if durable.is_none() {
                 io.state().fail();
             }
@@ -420,20 +417,24 @@ impl RtMirror {
     }
 }
 
-impl TargetWorkFn<LOG_WORK> for RtMirror {
-    fn run(&self) {
-        self.run_log_writes();
+impl WorkItem<LOG_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
+        this.run_log_writes();
     }
 }
 
-impl TargetWorkFn<CLEAN_WORK> for RtMirror {
-    fn run(&self) {
+impl WorkItem<CLEAN_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
         let cleaned = {
-            let mut shared = self.shared.lock();
+            let mut shared = this.shared.lock();
             shared.regions().map_or(0, |mut r| r.clean_batch(u64::MAX))
         };
         if cleaned > 0 {
-            self.log_work.kick();
+            this.kick::<LOG_WORK>();
         }
     }
 }
