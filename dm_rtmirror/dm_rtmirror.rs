@@ -11,11 +11,13 @@
 //! them is durably out of sync; reads go to the primary leg and fail over. The dirty-region
 //! log, resync and I/O timeouts are in the modules below (see docs/architecture.md).
 
+use core::ptr::NonNull;
 use kernel::{
+    bindings,
     block::bio::{PageBuf, ReqOp},
     device_mapper::{
-        Args, DeviceVisitor, DmDev, IoRefSource, IterateStop, MapBio, Mapped, Registration,
-        StatusType, StatusWriter, TableEvent, Target, TargetSetup, TargetWork,
+        Args, DeviceVisitor, DmDev, IterateStop, MapBio, Mapped, Registration, StatusType,
+        StatusWriter, TableEvent, Target, TargetSetup,
     },
     new_mutex, new_spinlock_irq,
     prelude::*,
@@ -23,6 +25,10 @@ use kernel::{
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         Mutex, SpinLockIrq,
+    },
+    workqueue::{
+        impl_has_delayed_work, new_delayed_work, DelayedWork, HasDelayedWork, HasWork,
+        RawDelayedWorkItem, RawWorkItem, Work, WorkItem, WorkItemPointer,
     },
 };
 
@@ -66,12 +72,14 @@ const VERSION: [u32; 3] = [0, 2, 0];
 /// a leg bio and, being at most the region size, keeps every bio inside one region.
 const MAX_IO_SECTORS: u64 = 1024;
 
-/// Work items of a target.
+/// Work items of a target; each runs on its own module-wide queue ([`Globals::work_queue`]).
 const LOG_WORK: u64 = 0;
 const CLEAN_WORK: u64 = 1;
 const RESYNC_WORK: u64 = 2;
 const RETRY_WORK: u64 = 3;
 const WATCHDOG_WORK: u64 = 4;
+/// Number of work items of a target.
+const NR_WORKS: usize = 5;
 
 /// Regions whose writes all completed are cleared in the log this long after, in batches.
 const CLEAN_DELAY_MS: u32 = 1000;
@@ -162,22 +170,22 @@ enum LegChange {
 }
 
 /// One rtmirror target (one table line).
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct RtMirror {
-    // The work items come first: dropping them cancels the work and waits for it, before
+    // The work items come first: drop cancels them, in this order, and waits for them before
     // anything the work uses is dropped. A work item may kick those declared after it only
-    // (watchdog -> resync, log; resync -> clean, log; clean -> log), so none is queued again
-    // once cancelled.
+    // (watchdog -> resync, log; resync -> clean, log; retry -> log; clean -> log), so none is
+    // queued again once cancelled.
     #[pin]
-    watchdog_work: TargetWork<RtMirror, WATCHDOG_WORK>,
+    watchdog_work: DelayedWork<RtMirror, WATCHDOG_WORK>,
     #[pin]
-    resync_work: TargetWork<RtMirror, RESYNC_WORK>,
+    resync_work: DelayedWork<RtMirror, RESYNC_WORK>,
     #[pin]
-    retry_work: TargetWork<RtMirror, RETRY_WORK>,
+    retry_work: DelayedWork<RtMirror, RETRY_WORK>,
     #[pin]
-    clean_work: TargetWork<RtMirror, CLEAN_WORK>,
+    clean_work: DelayedWork<RtMirror, CLEAN_WORK>,
     #[pin]
-    log_work: TargetWork<RtMirror, LOG_WORK>,
+    log_work: DelayedWork<RtMirror, LOG_WORK>,
     #[pin]
     event: TableEvent,
     globals: &'static Globals,
@@ -205,7 +213,6 @@ struct RtMirror {
     log_upgrade: Atomic<bool>,
     /// Largest logical block size of the present legs, in bytes.
     logical_block_size: u32,
-    io_source: IoRefSource<RtMirror>,
     activated: Atomic<bool>,
     suspended: Atomic<bool>,
     /// Bytes copied by resync since activation.
@@ -219,6 +226,151 @@ struct RtMirror {
     log_bufs: Mutex<LogBuffers>,
     #[pin]
     resync_buf: Mutex<Option<PageBuf>>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<RtMirror, WATCHDOG_WORK> for RtMirror { self.watchdog_work }
+    impl HasDelayedWork<RtMirror, RESYNC_WORK> for RtMirror { self.resync_work }
+    impl HasDelayedWork<RtMirror, RETRY_WORK> for RtMirror { self.retry_work }
+    impl HasDelayedWork<RtMirror, CLEAN_WORK> for RtMirror { self.clean_work }
+    impl HasDelayedWork<RtMirror, LOG_WORK> for RtMirror { self.log_work }
+}
+
+#[pinned_drop]
+impl PinnedDrop for RtMirror {
+    fn drop(self: Pin<&mut Self>) {
+        // Before any field is dropped, in declaration order (see the struct).
+        self.cancel_work::<WATCHDOG_WORK>();
+        self.cancel_work::<RESYNC_WORK>();
+        self.cancel_work::<RETRY_WORK>();
+        self.cancel_work::<CLEAN_WORK>();
+        self.cancel_work::<LOG_WORK>();
+    }
+}
+
+/// The target as its work items see it: the pointer type of their [`WorkItem`] impls. The
+/// target is owned by device-mapper, not reference counted; it cancels its work items before
+/// it is dropped instead.
+///
+/// # Invariants
+///
+/// Points to a live, pinned `RtMirror`: only made for a queued or running work item of that
+/// target, which cancels them all (waiting for running ones) before anything of it is dropped.
+pub(crate) struct Running(NonNull<RtMirror>);
+
+// SAFETY: `RtMirror` is `Sync`; the pointer is only used for shared access.
+unsafe impl Send for Running {}
+
+impl core::ops::Deref for Running {
+    type Target = RtMirror;
+
+    fn deref(&self) -> &RtMirror {
+        // SAFETY: The target is alive while a `Running` exists (type invariant).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+// SAFETY: The `work_struct` given to the closure is a field of the live target (type
+// invariant), which stays valid until the work ran or was cancelled: drop cancels it.
+unsafe impl<const ID: u64> RawWorkItem<ID> for Running
+where
+    RtMirror: WorkItem<ID, Pointer = Running> + HasDelayedWork<RtMirror, ID>,
+{
+    type EnqueueOutput = ();
+
+    unsafe fn __enqueue<F>(self, queue_work_on: F)
+    where
+        F: FnOnce(*mut bindings::work_struct) -> bool,
+    {
+        // SAFETY: `self.0` points to a live target (type invariant).
+        let work = unsafe { Work::raw_get(RtMirror::raw_get_work(self.0.as_ptr())) };
+        // Nothing to give back when the work was pending already: `Running` owns nothing.
+        queue_work_on(work);
+    }
+}
+
+// SAFETY: `HasDelayedWork` says the `work_struct` is the `work` of a `delayed_work` field of
+// the target, valid as long as it.
+unsafe impl<const ID: u64> RawDelayedWorkItem<ID> for Running where
+    RtMirror: WorkItem<ID, Pointer = Running> + HasDelayedWork<RtMirror, ID>
+{
+}
+
+// SAFETY: The work fields are initialised by `DelayedWork::new` (`new_delayed_work!`), which
+// installs this `run`; `__enqueue` and `RtMirror::kick*` queue only those fields.
+unsafe impl<const ID: u64> WorkItemPointer<ID> for Running
+where
+    RtMirror: WorkItem<ID, Pointer = Running> + HasDelayedWork<RtMirror, ID>,
+{
+    unsafe extern "C" fn run(ptr: *mut bindings::work_struct) {
+        // SAFETY: The workqueue passes the `work_struct` of a `Work<RtMirror, ID>` field of a
+        // target, which is alive: drop cancels the work and waits for this call.
+        let target = unsafe { RtMirror::work_container_of(ptr.cast::<Work<RtMirror, ID>>()) };
+        // SAFETY: `work_container_of` returns the non-null address of that live target.
+        let this = Running(unsafe { NonNull::new_unchecked(target) });
+        <RtMirror as WorkItem<ID>>::run(this);
+    }
+}
+
+impl RtMirror {
+    /// The `delayed_work` of work item `ID`.
+    fn dwork<const ID: u64>(&self) -> *mut bindings::delayed_work
+    where
+        Self: HasDelayedWork<Self, ID>,
+    {
+        let this = core::ptr::from_ref(self).cast_mut();
+        // SAFETY: `this` points to a valid target; `HasDelayedWork` says the `work_struct` is
+        // the `work` field of a `delayed_work`.
+        unsafe {
+            let work = Work::raw_get(<Self as HasWork<Self, ID>>::raw_get_work(this));
+            kernel::container_of!(work, bindings::delayed_work, work)
+        }
+    }
+
+    /// Runs work item `ID` as soon as possible (pulling in a delayed run); any context.
+    pub(crate) fn kick<const ID: u64>(&self)
+    where
+        Self: HasDelayedWork<Self, ID>,
+    {
+        let wq = self.globals.work_queue(ID);
+        // SAFETY: The work is initialised and pinned in the target, which cancels it before it
+        // is dropped; the queue lives as long as the module.
+        unsafe {
+            bindings::mod_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32,
+                wq,
+                self.dwork::<ID>(),
+                0,
+            )
+        };
+    }
+
+    /// Runs work item `ID` in `ms` milliseconds unless it is queued already; any context.
+    pub(crate) fn kick_after<const ID: u64>(&self, ms: u32)
+    where
+        Self: HasDelayedWork<Self, ID>,
+    {
+        let wq = self.globals.work_queue(ID);
+        // SAFETY: As in `kick`; `__msecs_to_jiffies` has no preconditions.
+        unsafe {
+            bindings::queue_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32,
+                wq,
+                self.dwork::<ID>(),
+                bindings::__msecs_to_jiffies(ms),
+            )
+        };
+    }
+
+    /// Cancels a queued run of work item `ID` and waits for a running one; it may be queued
+    /// again afterwards.
+    pub(crate) fn cancel_work<const ID: u64>(&self)
+    where
+        Self: HasDelayedWork<Self, ID>,
+    {
+        // SAFETY: The work is initialised (by the constructor, before the target exists).
+        unsafe { bindings::cancel_delayed_work_sync(self.dwork::<ID>()) };
+    }
 }
 
 /// Rejects a table: the short reason goes to device-mapper (which logs it with the device
@@ -347,7 +499,7 @@ impl RtMirror {
         }
         drop(shared);
         self.event.raise();
-        self.log_work.kick();
+        self.kick::<LOG_WORK>();
         LegChange::Changed
     }
 
@@ -365,7 +517,7 @@ impl RtMirror {
             Message::IoTimeoutMs(ms) => {
                 self.io_timeout_ms.store(ms, Relaxed);
                 if ms > 0 {
-                    self.watchdog_work.kick();
+                    self.kick::<WATCHDOG_WORK>();
                 }
                 pr_info!("{}: io_timeout_ms is now {}\n", self.dev_name(), ms);
             }
@@ -509,7 +661,7 @@ impl RtMirror {
             if full { "full" } else { "differential" },
             dirty
         );
-        self.resync_work.kick();
+        self.kick::<RESYNC_WORK>();
         Ok(())
     }
 
@@ -572,7 +724,7 @@ impl RtMirror {
             i
         );
         self.event.raise();
-        self.log_work.kick();
+        self.kick::<LOG_WORK>();
         Ok(())
     }
 
@@ -591,8 +743,7 @@ impl RtMirror {
         }
         if self.late_ios(i) > 0 {
             pr_warn!(
-                "{}: trust {}: timed-out I/Os of the leg are still outstanding
-",
+                "{}: trust {}: timed-out I/Os of the leg are still outstanding\n",
                 self.dev_name(),
                 i
             );
@@ -624,8 +775,8 @@ impl RtMirror {
             i
         );
         self.event.raise();
-        self.log_work.kick();
-        self.resync_work.kick();
+        self.kick::<LOG_WORK>();
+        self.kick::<RESYNC_WORK>();
         Ok(())
     }
 
@@ -653,8 +804,8 @@ impl RtMirror {
             self.dev_name(),
             source
         );
-        self.log_work.kick();
-        self.resync_work.kick();
+        self.kick::<LOG_WORK>();
+        self.kick::<RESYNC_WORK>();
         Ok(())
     }
 }
@@ -821,21 +972,15 @@ impl Target for RtMirror {
             };
             tracks.tracks.push(t, GFP_KERNEL)?;
         }
-        let io_source = setup.io_ref_source();
         let begin = setup.begin();
-        let event = setup.event_source();
-        Ok(try_pin_init!(&this in RtMirror {
-            // SAFETY: The work items are fields of this pinned target, declared first, so they
-            // are cancelled before anything else of it is dropped.
-            watchdog_work <- unsafe { TargetWork::new(this.as_ptr()) },
-            // SAFETY: As above.
-            resync_work <- unsafe { TargetWork::new(this.as_ptr()) },
-            // SAFETY: As above.
-            retry_work <- unsafe { TargetWork::new(this.as_ptr()) },
-            // SAFETY: As above.
-            clean_work <- unsafe { TargetWork::new(this.as_ptr()) },
-            // SAFETY: As above.
-            log_work <- unsafe { TargetWork::new(this.as_ptr()) },
+        // SAFETY: The handle becomes a field of the target, dropped with it.
+        let event = unsafe { setup.event_source() };
+        Ok(try_pin_init!(RtMirror {
+            watchdog_work <- new_delayed_work!("rtmirror_watchdog"),
+            resync_work <- new_delayed_work!("rtmirror_resync"),
+            retry_work <- new_delayed_work!("rtmirror_retry"),
+            clean_work <- new_delayed_work!("rtmirror_clean"),
+            log_work <- new_delayed_work!("rtmirror_log"),
             event <- event,
             globals,
             tracks,
@@ -855,7 +1000,6 @@ impl Target for RtMirror {
             untrusted: Atomic::new(false),
             log_upgrade: Atomic::new(false),
             logical_block_size,
-            io_source,
             activated: Atomic::new(false),
             suspended: Atomic::new(true),
             resync_bytes: Atomic::new(0),
@@ -870,7 +1014,7 @@ impl Target for RtMirror {
         if !self.activated.load(Relaxed) {
             // The watchdog times out the log reads of the activation too.
             if self.io_timeout_ms.load(Relaxed) > 0 {
-                self.watchdog_work.kick();
+                self.kick::<WATCHDOG_WORK>();
             }
             self.activate()?;
             self.activated.store(true, Relaxed);
@@ -880,17 +1024,17 @@ impl Target for RtMirror {
 
     fn resume(&self) {
         self.suspended.store(false, Relaxed);
-        self.log_work.kick();
-        self.resync_work.kick();
-        self.watchdog_work.kick();
+        self.kick::<LOG_WORK>();
+        self.kick::<RESYNC_WORK>();
+        self.kick::<WATCHDOG_WORK>();
     }
 
     fn postsuspend(&self) {
         // No application I/O is in flight now. Stop the resync, clear what can be cleared and
         // write the log, so the next activation resyncs as little as possible.
         self.suspended.store(true, Relaxed);
-        self.resync_work.cancel_sync();
-        self.clean_work.cancel_sync();
+        self.cancel_work::<RESYNC_WORK>();
+        self.cancel_work::<CLEAN_WORK>();
         {
             let mut shared = self.shared.lock();
             let _ = shared.regions().map(|mut r| r.clean_batch(u64::MAX));
@@ -1025,7 +1169,9 @@ fn open_device(
     path: &str,
 ) -> Result<DmDev> {
     let cpath = CString::try_from_fmt(fmt!("{}", path))?;
-    let dev = match setup.get_device(&cpath) {
+    // SAFETY: The device ends up in the target (`Leg::dev`, `RtMirror::logs`) or is dropped
+    // when the constructor fails.
+    let dev = match unsafe { setup.get_device(&cpath) } {
         Ok(d) => d,
         Err(e) => {
             let _ = reject(

@@ -20,7 +20,7 @@ use core::cell::UnsafeCell;
 use kernel::{
     alloc::flags::GFP_NOIO,
     bindings,
-    block::bio::{BioCompletion, BioSet, OwnedBio, PageBuf, PreparedBioList},
+    block::bio::{BioCompletion, BioSet, Opf, OwnedBio, PageBuf, PreparedBioList},
     device_mapper::{DmDev, IoRef},
     fs::File,
     new_mutex, new_spinlock_irq,
@@ -52,7 +52,7 @@ pub(crate) enum Owner {
     Read(IoRef<RtMirror>),
     /// Request `.1` of a synchronous batch (log write, resync copy).
     Sync(Arc<SyncBatch>, usize),
-    /// A probe of a Degraded leg.
+    /// A probe of a Degraded leg; always tracked, since no table waits for it.
     Probe,
 }
 
@@ -151,33 +151,38 @@ impl DevTrack {
 /// it, so their bio set, device tracks and submission workqueue cannot be the table's.
 #[pin_data]
 pub(crate) struct Globals {
-    // Dropped first: destroying the workqueue waits for submissions still running.
-    wq: SubmitQueue,
+    // Dropped first: destroying the workqueues waits for work still running.
+    wq: OwnedQueue,
+    /// One queue per work item of a table (`crate::LOG_WORK`...), each with its own rescuer:
+    /// writes to clean regions wait for the log work, so no work item may depend on creating
+    /// a worker under memory pressure, nor wait behind another kind of work on a rescuer.
+    work_queues: [OwnedQueue; crate::NR_WORKS],
     #[pin]
     pub(crate) bios: BioSet<LegIo>,
     #[pin]
     tracks: Mutex<KVec<Arc<DevTrack>>>,
 }
 
-/// The module's submission workqueue: unbound, with a rescuer (`WQ_MEM_RECLAIM`), since it
-/// submits I/O that writeback may wait for.
+/// A workqueue of the module: unbound, with a rescuer (`WQ_MEM_RECLAIM`), since its work
+/// submits or waits for I/O that writeback may wait for.
 ///
 /// # Invariants
 ///
 /// `0` is a workqueue created by `alloc_workqueue`, destroyed on drop.
-struct SubmitQueue(*mut bindings::workqueue_struct);
+struct OwnedQueue(*mut bindings::workqueue_struct);
 
-// SAFETY: The workqueue is used through `Queue`, which is `Send` and `Sync`.
-unsafe impl Send for SubmitQueue {}
+// SAFETY: A workqueue may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
 // SAFETY: As above.
-unsafe impl Sync for SubmitQueue {}
+unsafe impl Sync for OwnedQueue {}
 
-impl SubmitQueue {
-    fn new() -> Result<Self> {
+impl OwnedQueue {
+    /// `name` must not contain `%` (it is the format of the name).
+    fn new(name: &'static CStr) -> Result<Self> {
         // SAFETY: The format is a NUL-terminated string without conversions.
         let wq = unsafe {
             bindings::alloc_workqueue_noprof(
-                c"rtmirror_submit".as_char_ptr(),
+                name.as_char_ptr(),
                 bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_MEM_RECLAIM,
                 0,
             )
@@ -189,7 +194,7 @@ impl SubmitQueue {
     }
 }
 
-impl Drop for SubmitQueue {
+impl Drop for OwnedQueue {
     fn drop(&mut self) {
         // SAFETY: Created by `alloc_workqueue` (invariant). Dropped at module unload, after
         // every table is gone and the bios given up on hung devices completed, so no work is
@@ -201,10 +206,27 @@ impl Drop for SubmitQueue {
 impl Globals {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            wq: SubmitQueue::new()?,
+            wq: OwnedQueue::new(c"rtmirror_submit")?,
+            work_queues: [
+                OwnedQueue::new(c"rtmirror_log")?,
+                OwnedQueue::new(c"rtmirror_clean")?,
+                OwnedQueue::new(c"rtmirror_resync")?,
+                OwnedQueue::new(c"rtmirror_retry")?,
+                OwnedQueue::new(c"rtmirror_watchdog")?,
+            ],
             bios <- BioSet::new(BIO_POOL_SIZE),
             tracks <- new_mutex!(KVec::new()),
         })
+    }
+
+    /// The queue of a table's work item `id` (`crate::LOG_WORK`...).
+    pub(crate) fn work_queue(&self, id: u64) -> *mut bindings::workqueue_struct {
+        // The ids are the array's indices; an unknown id falls back to the submission queue,
+        // which has a rescuer too.
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.work_queues.get(i))
+            .map_or(self.wq.0, |q| q.0)
     }
 
     fn queue(&self) -> &'static Queue {
@@ -268,8 +290,8 @@ impl Drop for TrackSet {
 #[repr(C)]
 pub(crate) struct LegIo {
     link: Opaque<bindings::list_head>,
-    /// Submission time (`ktime_get`, ns).
-    started: i64,
+    /// Submission time (`ktime_get`, ns), set under the track's lock when linked.
+    started: Atomic<i64>,
     state: Atomic<u32>,
     /// Whether the bio owns its data or has none, so the watchdog may abandon it.
     pub(crate) abandonable: bool,
@@ -297,7 +319,7 @@ impl LegIo {
     pub(crate) fn new(dev: usize, owner: Owner, buf: Option<Arc<PageBuf>>, bytes: usize) -> Self {
         Self {
             link: Opaque::uninit(),
-            started: 0,
+            started: Atomic::new(0),
             state: Atomic::new(DONE),
             abandonable: buf.is_some(),
             track: None,
@@ -312,8 +334,8 @@ impl LegIo {
 }
 
 impl BioCompletion for LegIo {
-    fn detach(self: Pin<&mut Self>) {
-        let this = &*self;
+    fn detach(&self) {
+        let this = self;
         if let Some(t) = &this.track {
             let won = this.state.cmpxchg(TRACKED, DONE, Full).is_ok();
             let _guard = t.list.lock();
@@ -416,7 +438,7 @@ impl SyncBatch {
 pub(crate) struct SyncReq {
     /// Device index: a leg, or `nr_legs + i` for log copy `i`.
     pub(crate) dev: usize,
-    pub(crate) opf: u32,
+    pub(crate) opf: Opf,
     pub(crate) sector: u64,
     pub(crate) bytes: usize,
 }
@@ -447,30 +469,31 @@ impl RtMirror {
 
     /// Submits `bio` with `payload`, tracked for the timeout when one is set.
     pub(crate) fn submit_tracked(&self, bio: OwnedBio<LegIo>, payload: LegIo) {
-        let track = if self.io_timeout_ms.load(Relaxed) > 0 {
+        let mut payload = payload;
+        // A probe is tracked even if the timeout was just cleared: its track keeps the device
+        // open, as no table waits for it.
+        let is_probe = matches!(payload.owner.get_mut(), Some(Owner::Probe));
+        let track = if self.io_timeout_ms.load(Relaxed) > 0 || is_probe {
             self.tracks.get(payload.dev).cloned()
         } else {
             None
         };
-        let mut payload = payload;
         payload.table = self.table_id();
         let Some(track) = track else {
             bio.submit(payload);
             return;
         };
+        // Set before the entry is linked: from then on the watchdog may read it.
+        payload.track = Some(track.clone());
         let bio = bio.prepare(payload, |p| {
-            // SAFETY: Only `Unpin` fields are written; `link` is linked in place and stays
-            // there until `detach` or the watchdog unlinks it.
-            let p = unsafe { p.get_unchecked_mut() };
             let guard = track.list.lock();
-            p.started = now_ns();
+            // Stamped under the lock, so the list stays in submission order.
+            p.started.store(now_ns(), Relaxed);
             p.state.store(TRACKED, Relaxed);
-            // SAFETY: `link` is pinned for the life of the bio; the list is protected by the
-            // lock we hold.
+            // SAFETY: `link` stays in place until `detach` or the watchdog unlinks it (the
+            // payload is pinned in the bio); the list is protected by the lock we hold.
             unsafe { bindings::list_add_tail(p.link.get(), guard.head.get()) };
             track.tracked.fetch_add(1, Relaxed);
-            drop(guard);
-            p.track = Some(track.clone());
         });
         let out = track.tracked.load(Relaxed) + track.abandoned.load(Relaxed);
         let mut queue = track.queue.lock();
@@ -500,7 +523,7 @@ impl RtMirror {
             let mut pos = (*head).next;
             while pos != head {
                 let e = &*pos.cast::<LegIo>();
-                if now - e.started < timeout_ns {
+                if now - e.started.load(Relaxed) < timeout_ns {
                     return false;
                 }
                 if e.table == me {
@@ -536,7 +559,7 @@ impl RtMirror {
             while pos != head && out.len() < out.capacity() {
                 let e = &*pos.cast::<LegIo>();
                 let next = (*pos).next;
-                if now - e.started < timeout_ns {
+                if now - e.started.load(Relaxed) < timeout_ns {
                     break;
                 }
                 if e.table != me {
@@ -601,9 +624,10 @@ impl RtMirror {
             // SAFETY: No bio of the batch runs yet or the shared borrow is only read by bios.
             let pages = unsafe { (*batch.buf.get()).as_ref() };
             let bio = match (self.dev_bdev(r.dev), pages) {
-                // SAFETY: Devices are open for the table's lifetime and bios of abandoned
-                // requests keep nothing of the table; the global bio set outlives all bios.
-                // A request without bytes (a flush) carries no data.
+                // SAFETY: The device stays open until the bio completes: a tracked bio's payload
+                // holds the device's track (and so its file), even once abandoned; an untracked
+                // one is waited for below, while the table holds the device. The module's bio
+                // set outlives all bios. A request without bytes (a flush) carries no data.
                 (Some(bdev), _) if r.bytes == 0 => unsafe {
                     self.leg_bios().alloc_dataless(bdev, r.opf, r.sector, 0)
                 },

@@ -10,20 +10,21 @@
 
 use kernel::{
     alloc::flags::{__GFP_NOWARN, GFP_NOIO},
-    block::bio::{Bio, PageBuf, ReqOp, BIO_MAX_VECS},
-    device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped, TargetWorkFn},
+    block::bio::{Bio, Opf, PageBuf, ReqOp, BIO_MAX_VECS},
+    device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped},
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
         Arc,
     },
+    workqueue::WorkItem,
 };
 
 use crate::inflight::{LegIo, LegResult, Owner, SyncReq};
 use crate::region::{leg_can_serve, WriteDone, WriteStart};
 use crate::status::LegState;
 use crate::table::MAX_LEGS;
-use crate::{RtMirror, RETRY_WORK};
+use crate::{RtMirror, Running, CLEAN_WORK, LOG_WORK, RESYNC_WORK, RETRY_WORK};
 
 /// No region: the bio (an empty flush) is not tracked.
 pub(crate) const NO_REGION: u64 = u64::MAX;
@@ -164,8 +165,9 @@ impl RtMirror {
                 None
             };
             let leg_bio = match &bounce {
-                // SAFETY: The leg is open for the table's lifetime, the global bio set
-                // outlives every bio, and the payload owns the pages.
+                // SAFETY: The leg stays open until the bio completes (its payload holds the
+                // device's track, or `io` and so the target, see `submit_legs`), the module's
+                // bio set outlives every bio, and the payload owns the pages.
                 Some(b) => unsafe { self.leg_bios().alloc_with_buf(bdev, opf, sector, b, size) },
                 // SAFETY: As above; the read carries the caller's pages, and the caller's bio
                 // completes only after this bio (it holds an `IoRef`).
@@ -222,7 +224,7 @@ impl RtMirror {
         let mut shared = self.shared.lock();
         shared.read_retry.push(io);
         // Kicked under the lock, see `start_write`.
-        self.retry_work.kick();
+        self.kick::<RETRY_WORK>();
     }
 
     /// Maps a write, flush, discard or write-zeroes.
@@ -274,7 +276,7 @@ impl RtMirror {
                 shared.waiting_log.push(io);
                 // Kicked under the lock: the worker can release `io` (and so let the target be
                 // destroyed) only after we stop touching the target.
-                self.log_work.kick();
+                self.kick::<LOG_WORK>();
             }
             Ok(WriteStart::Delay) => shared.delayed.push(io),
             Err(e) => {
@@ -321,10 +323,12 @@ impl RtMirror {
             None
         };
         for (leg, dev) in self.writable_legs() {
-            // SAFETY: `dev` stays open as long as the target; an abandoned bio keeps nothing of
-            // the target; the global bio set outlives every bio; the leg bio carries either
-            // pages its payload owns or the data of `src`, which completes only after every
-            // leg bio that is not abandonable.
+            // SAFETY: The device stays open until the bio completes: a tracked bio's payload
+            // (timeout set at submission) holds the device's track, which holds the device's
+            // file, even once abandoned and the table gone; an untracked one is never abandoned
+            // and its payload holds `io`, so the target and its `DmDev` live until then. The module's bio set
+            // outlives every bio. The leg bio carries either pages its payload owns or the
+            // data of `src`, which completes only after every leg bio that is not abandonable.
             let leg_bio = unsafe {
                 match &bounce {
                     Some(b) => {
@@ -412,7 +416,7 @@ impl RtMirror {
                 st.generation.store(generation, Relaxed);
                 shared.waiting_ack.push(io);
                 // Kicked under the lock, see `start_write`.
-                self.log_work.kick();
+                self.kick::<LOG_WORK>();
             }
             // Dropping `io` (after the lock) acknowledges a flush that was not queued.
             drop(shared);
@@ -435,14 +439,14 @@ impl RtMirror {
             if io.bio().op() == ReqOp::WriteZeroes {
                 st.fail_with(EOPNOTSUPP);
             }
-            self.resync_work.kick();
+            self.kick::<RESYNC_WORK>();
         }
         // Writes delayed because the region's counter was full may start now (from the retry
         // work: starting them may sleep). Kicked under the lock, see `start_write`.
         if saturated {
             let sh = &mut *shared;
             sh.restart.append(&mut sh.delayed);
-            self.retry_work.kick();
+            self.kick::<RETRY_WORK>();
         }
         match done {
             Ok(WriteDone::Ack) => {}
@@ -450,13 +454,13 @@ impl RtMirror {
                 st.generation.store(generation, Relaxed);
                 shared.waiting_ack.push(io);
                 // Kicked under the lock, see `start_write`.
-                self.log_work.kick();
+                self.kick::<LOG_WORK>();
                 return;
             }
             Ok(WriteDone::CannotAck) | Err(_) => st.fail(),
         }
         // Regions whose writes all completed are cleared lazily, in one batch.
-        self.clean_work.kick_after(crate::CLEAN_DELAY_MS);
+        self.kick_after::<CLEAN_WORK>(crate::CLEAN_DELAY_MS);
         drop(shared);
         // Dropping `io` acknowledges the write.
     }
@@ -465,9 +469,7 @@ impl RtMirror {
     /// flush fails is detached (a timeout already made it Degraded). Returns whether every
     /// such leg flushed.
     pub(crate) fn flush_legs(&self) -> bool {
-        let opf = kernel::bindings::req_op_REQ_OP_WRITE
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_PREFLUSH)
-            | (1u32 << kernel::bindings::req_flag_bits___REQ_SYNC);
+        let opf = Opf::write().preflush().sync();
         let mut reqs = [SyncReq {
             dev: 0,
             opf,
@@ -518,7 +520,7 @@ impl RtMirror {
 
     /// Submits writes released by the log or a resync; completes those that must fail.
     pub(crate) fn release_writes(&self, mut list: IoList<Self>) {
-        while let Some(io) = list.pop(&self.io_source) {
+        while let Some(io) = list.pop() {
             if io.state().must_fail() {
                 continue;
             }
@@ -527,8 +529,16 @@ impl RtMirror {
     }
 }
 
-impl TargetWorkFn<RETRY_WORK> for RtMirror {
-    fn run(&self) {
+impl WorkItem<RETRY_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
+        this.run_retry();
+    }
+}
+
+impl RtMirror {
+    fn run_retry(&self) {
         let mut list = IoList::new();
         let mut restart = IoList::new();
         {
@@ -536,10 +546,10 @@ impl TargetWorkFn<RETRY_WORK> for RtMirror {
             list.append(&mut shared.read_retry);
             restart.append(&mut shared.restart);
         }
-        while let Some(io) = list.pop(&self.io_source) {
+        while let Some(io) = list.pop() {
             self.submit_read(io);
         }
-        while let Some(io) = restart.pop(&self.io_source) {
+        while let Some(io) = restart.pop() {
             self.start_write(io);
         }
     }

@@ -12,18 +12,18 @@
 use crate::inflight::SyncReq;
 use kernel::{
     alloc::flags::GFP_NOIO,
-    bindings,
-    block::bio::{PageBuf, BIO_MAX_VECS},
-    device_mapper::{IoList, TargetWorkFn},
+    block::bio::{Opf, PageBuf, BIO_MAX_VECS},
+    device_mapper::IoList,
     prelude::*,
     sync::atomic::Relaxed,
+    workqueue::WorkItem,
 };
 
 use crate::log_format::{self, next_run, set_bits, CopyClass, LogOutcome, LogWant, ResyncSource};
 use crate::region::{LogDone, LogWrite, RegionError, RegionState, Regions};
 use crate::status::LegState;
 use crate::table::MAX_LOGS;
-use crate::{RtMirror, CLEAN_WORK, LOG_WORK};
+use crate::{RtMirror, Running, CLEAN_WORK, LOG_WORK};
 
 /// Region bookkeeping and the bios waiting on it, under the target's spinlock.
 pub(crate) struct Shared {
@@ -75,10 +75,9 @@ impl Shared {
         list: &mut IoList<RtMirror>,
         out: &mut IoList<RtMirror>,
         generation: Option<u64>,
-        t: &RtMirror,
     ) {
         let mut keep = IoList::new();
-        while let Some(io) = list.pop(&t.io_source) {
+        while let Some(io) = list.pop() {
             match generation {
                 Some(g) if io.state().generation.load(Relaxed) > g => keep.push(io),
                 _ => out.push(io),
@@ -133,10 +132,7 @@ enum WriteErr {
     Retry,
 }
 
-const WRITE_FUA: u32 = bindings::req_op_REQ_OP_WRITE
-    | (1u32 << bindings::req_flag_bits___REQ_FUA)
-    | (1u32 << bindings::req_flag_bits___REQ_SYNC);
-const PREFLUSH: u32 = 1u32 << bindings::req_flag_bits___REQ_PREFLUSH;
+const WRITE_FUA: Opf = Opf::write().fua().sync();
 
 impl RtMirror {
     /// Bytes of one log copy.
@@ -158,7 +154,7 @@ impl RtMirror {
             // (ETIMEDOUT) instead of hanging the resume.
             let req = SyncReq {
                 dev: self.legs.len() + i,
-                opf: bindings::req_op_REQ_OP_READ,
+                opf: Opf::read(),
                 sector: (off / 512) as u64,
                 bytes: n,
             };
@@ -477,7 +473,7 @@ impl RtMirror {
 
     fn write_set(&self, bufs: &mut LogBuffers, w: &LogWrite, mask: u8) -> Result<u8, WriteErr> {
         let mut ok = mask;
-        let mut opf = WRITE_FUA | PREFLUSH;
+        let mut opf = WRITE_FUA.preflush();
         let run_max = LogBuffers::page_bytes(bufs.encoded.len()) / BLOCK;
         let mut from = 0;
         while let Some((first, n)) = next_run(&bufs.blocks, from, run_max) {
@@ -498,7 +494,7 @@ impl RtMirror {
         &self,
         bufs: &mut LogBuffers,
         mask: u8,
-        opf: u32,
+        opf: Opf,
         off: usize,
         bytes: usize,
         sector: impl Fn(usize) -> u64,
@@ -563,8 +559,8 @@ impl RtMirror {
             Ok(LogDone::LogLost) | Err(_) => None,
         };
         let sh = &mut *shared;
-        Shared::take_ready(&mut sh.waiting_log, &mut release, durable, self);
-        Shared::take_ready(&mut sh.waiting_ack, &mut acks, durable, self);
+        Shared::take_ready(&mut sh.waiting_log, &mut release, durable);
+        Shared::take_ready(&mut sh.waiting_ack, &mut acks, durable);
         drop(shared);
         if durable.is_none() {
             pr_err!(
@@ -578,7 +574,7 @@ impl RtMirror {
         self.release_writes(release);
         // Dropping each popped write acknowledges it; once the log is lost, a write that
         // waited to have its missed leg recorded can never be, and fails instead.
-        while let Some(io) = acks.pop(&self.io_source) {
+        while let Some(io) = acks.pop() {
             if durable.is_none() {
                 io.state().fail();
             }
@@ -586,20 +582,24 @@ impl RtMirror {
     }
 }
 
-impl TargetWorkFn<LOG_WORK> for RtMirror {
-    fn run(&self) {
-        self.run_log_writes();
+impl WorkItem<LOG_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
+        this.run_log_writes();
     }
 }
 
-impl TargetWorkFn<CLEAN_WORK> for RtMirror {
-    fn run(&self) {
+impl WorkItem<CLEAN_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
         let cleaned = {
-            let mut shared = self.shared.lock();
+            let mut shared = this.shared.lock();
             shared.regions().map_or(0, |mut r| r.clean_batch(u64::MAX))
         };
         if cleaned > 0 {
-            self.log_work.kick();
+            this.kick::<LOG_WORK>();
         }
     }
 }

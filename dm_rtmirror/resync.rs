@@ -10,24 +10,27 @@
 use crate::inflight::SyncReq;
 use kernel::{
     alloc::flags::GFP_NOIO,
-    block::bio::PageBuf,
-    device_mapper::{IoList, TargetWorkFn},
+    block::bio::{Opf, PageBuf},
+    device_mapper::IoList,
     prelude::*,
     sync::atomic::Relaxed,
     time::{delay::fsleep, Delta},
+    workqueue::WorkItem,
 };
 
 use crate::region::ResyncClaim;
 use crate::status::LegState;
 use crate::table::MAX_LEGS;
-use crate::{RtMirror, RESYNC_WORK};
+use crate::{RtMirror, Running, CLEAN_WORK, RESYNC_WORK};
 
 /// Bytes copied per I/O.
 pub(crate) const RESYNC_CHUNK: usize = 1 << 20;
 
-impl TargetWorkFn<RESYNC_WORK> for RtMirror {
-    fn run(&self) {
-        self.run_resync();
+impl WorkItem<RESYNC_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
+        this.run_resync();
     }
 }
 
@@ -42,7 +45,7 @@ impl RtMirror {
                         "{}: resync: out of memory, retrying later\n",
                         self.dev_name()
                     );
-                    self.resync_work.kick_after(1000);
+                    self.kick_after::<RESYNC_WORK>(1000);
                     return;
                 }
             }
@@ -93,7 +96,7 @@ impl RtMirror {
             let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
             delayed.append(&mut shared.delayed);
             drop(shared);
-            while let Some(io) = delayed.pop(&self.io_source) {
+            while let Some(io) = delayed.pop() {
                 self.start_write(io);
             }
             if !ok {
@@ -126,7 +129,7 @@ impl RtMirror {
                 let mut delayed = IoList::new();
                 delayed.append(&mut shared.delayed);
                 drop(shared);
-                while let Some(io) = delayed.pop(&self.io_source) {
+                while let Some(io) = delayed.pop() {
                     self.start_write(io);
                 }
                 return false;
@@ -172,8 +175,7 @@ impl RtMirror {
         self.legs.get(source).and_then(|l| l.dev.as_ref())?;
         let mut targets = [SyncReq {
             dev: 0,
-            opf: kernel::bindings::req_op_REQ_OP_WRITE
-                | (1u32 << kernel::bindings::req_flag_bits___REQ_FUA),
+            opf: Opf::write().fua(),
             sector: 0,
             bytes: 0,
         }; MAX_LEGS];
@@ -197,7 +199,7 @@ impl RtMirror {
             let bytes = sectors << 9;
             let read = SyncReq {
                 dev: source,
-                opf: kernel::bindings::req_op_REQ_OP_READ,
+                opf: Opf::read(),
                 sector,
                 bytes,
             };
@@ -265,7 +267,7 @@ impl RtMirror {
             );
             self.event.raise();
             // The copied regions are clean now: clear them in the log.
-            self.clean_work.kick();
+            self.kick::<CLEAN_WORK>();
         }
     }
 }

@@ -13,20 +13,20 @@
 
 use kernel::{
     alloc::flags::GFP_NOIO,
-    block::bio::PageBuf,
-    device_mapper::TargetWorkFn,
+    block::bio::{Opf, PageBuf},
     prelude::*,
     sync::{
         atomic::{Acquire, Relaxed, Release},
         Arc,
     },
+    workqueue::WorkItem,
 };
 
 use crate::inflight::{
     now_ns, LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
 };
 use crate::status::LegState;
-use crate::{LegChange, RtMirror, WATCHDOG_WORK};
+use crate::{LegChange, RtMirror, Running, RESYNC_WORK, WATCHDOG_WORK};
 
 /// A Degraded leg is probed this often.
 pub(crate) const PROBE_INTERVAL_MS: i64 = 1000;
@@ -37,9 +37,11 @@ const PROBE_BYTES: usize = 4096;
 /// Abandoned bios handled per lock hold.
 const ABANDON_BATCH: usize = 64;
 
-impl TargetWorkFn<WATCHDOG_WORK> for RtMirror {
-    fn run(&self) {
-        self.run_watchdog();
+impl WorkItem<WATCHDOG_WORK> for RtMirror {
+    type Pointer = Running;
+
+    fn run(this: Running) {
+        this.run_watchdog();
     }
 }
 
@@ -81,8 +83,7 @@ impl RtMirror {
         if !self.suspended.load(Relaxed) {
             self.probe_degraded_legs();
         }
-        self.watchdog_work
-            .kick_after(Self::watchdog_period_ms(timeout));
+        self.kick_after::<WATCHDOG_WORK>(Self::watchdog_period_ms(timeout));
     }
 
     /// Whether the expired bios of leg `leg` may be given up: the leg hangs and is moved out
@@ -170,12 +171,13 @@ impl RtMirror {
                     else {
                         continue;
                     };
-                    // SAFETY: The leg is open for the table's lifetime, the global bio set
+                    // SAFETY: A probe is always tracked (`submit_tracked`), so its payload holds
+                    // the device's track and file until it completes; the module's bio set
                     // outlives every bio and the payload owns the pages.
                     let bio = unsafe {
                         self.leg_bios().alloc_with_buf(
                             dev.bdev(),
-                            kernel::bindings::req_op_REQ_OP_READ,
+                            Opf::read(),
                             0,
                             &buf,
                             PROBE_BYTES,
@@ -212,7 +214,7 @@ impl RtMirror {
                 leg,
                 dirty
             );
-            self.resync_work.kick();
+            self.kick::<RESYNC_WORK>();
         }
     }
 }

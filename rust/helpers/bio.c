@@ -2,7 +2,6 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
-#include <linux/mm.h>
 
 __rust_helper void rust_helper_bio_set_dev(struct bio *bio,
 					   struct block_device *bdev)
@@ -31,14 +30,4 @@ __rust_helper unsigned int
 rust_helper_bdev_write_zeroes_sectors(struct block_device *bdev)
 {
 	return bdev_write_zeroes_sectors(bdev);
-}
-
-__rust_helper void rust_helper_get_page(struct page *page)
-{
-	get_page(page);
-}
-
-__rust_helper void rust_helper_put_page(struct page *page)
-{
-	put_page(page);
 }

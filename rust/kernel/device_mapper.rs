@@ -16,7 +16,7 @@ use crate::{
     bindings,
     block::bio::{result_to_status, Bio, ReqOp},
     error::{from_result, to_result, Error, VTABLE_DEFAULT_ERROR},
-    ffi::{c_char, c_int, c_uint},
+    ffi::{c_char, c_int, c_uint, c_void},
     fs::File,
     prelude::*,
     str::CStr,
@@ -251,7 +251,12 @@ impl TargetSetup<'_> {
     }
 
     /// Opens `path` (a device path or `major:minor`) with the table's mode.
-    pub fn get_device(&mut self, path: &CStr) -> Result<DmDev> {
+    ///
+    /// # Safety
+    ///
+    /// The returned device must be dropped before the target is destroyed: keep it in the
+    /// target's private data (dropped by the destructor), or drop it in the constructor.
+    pub unsafe fn get_device(&mut self, path: &CStr) -> Result<DmDev> {
         let mut dev: *mut bindings::dm_dev = ptr::null_mut();
         // SAFETY: `ti` is valid during the constructor; `path` is a valid C string.
         let mode = unsafe { bindings::dm_table_get_mode((*self.ti).table) };
@@ -289,16 +294,13 @@ impl TargetSetup<'_> {
         device_name(self.ti)
     }
 
-    /// Returns what [`IoList::pop`] needs to rebuild references to this target's bios.
-    pub fn io_ref_source<T: Target>(&self) -> IoRefSource<T> {
-        IoRefSource {
-            ti: self.ti,
-            _t: PhantomData,
-        }
-    }
-
     /// Returns a handle that raises events on this target's table.
-    pub fn event_source(&self) -> impl PinInit<TableEvent> {
+    ///
+    /// # Safety
+    ///
+    /// The handle must be dropped before the target is destroyed: keep it in the target's
+    /// private data, or drop it in the constructor.
+    pub unsafe fn event_source(&self) -> impl PinInit<TableEvent> {
         TableEvent::new(self.ti)
     }
 }
@@ -317,8 +319,8 @@ fn device_name<'a>(ti: *mut bindings::dm_target) -> &'a CStr {
 ///
 /// # Invariants
 ///
-/// `dev` was returned by `dm_get_device` for `ti`, which outlives this handle (it is dropped
-/// with the target's private data in the destructor at the latest).
+/// `dev` was returned by `dm_get_device` for `ti`, which outlives this handle (the caller of the
+/// unsafe [`TargetSetup::get_device`] drops it before the target is destroyed).
 pub struct DmDev {
     ti: *mut bindings::dm_target,
     dev: *mut bindings::dm_dev,
@@ -498,6 +500,7 @@ impl<'a, T: Target> MapBio<'a, T> {
         unsafe {
             st.write(IoState {
                 refs: Atomic::new(1),
+                ti: self.ti,
                 state,
             })
         };
@@ -514,6 +517,8 @@ impl<'a, T: Target> MapBio<'a, T> {
 
 struct IoState<S> {
     refs: Atomic<u32>,
+    /// The target that took the bio over, so a bare bio pointer ([`IoList`]) leads back to it.
+    ti: *mut bindings::dm_target,
     state: S,
 }
 
@@ -658,7 +663,7 @@ impl<T: Target> IoList<T> {
     }
 
     /// Removes the first entry.
-    pub fn pop(&mut self, ti: &IoRefSource<T>) -> Option<IoRef<T>> {
+    pub fn pop(&mut self) -> Option<IoRef<T>> {
         if self.head.is_null() {
             return None;
         }
@@ -671,9 +676,12 @@ impl<T: Target> IoList<T> {
         if self.head.is_null() {
             self.tail = ptr::null_mut();
         }
+        // SAFETY: A listed bio was started by `T`'s `map` (only `IoRef<T>`s are pushed), so its
+        // per-io data holds an initialised `IoState`; the list's reference keeps it so.
+        let ti = unsafe { (*per_io::<T>(bio)).ti };
         // The list's reference becomes the returned one.
         Some(IoRef {
-            ti: ti.ti,
+            ti,
             bio,
             _t: PhantomData,
         })
@@ -711,19 +719,6 @@ impl<T: Target> Drop for IoList<T> {
         }
     }
 }
-
-/// Identifies the target whose bios an [`IoList`] holds; obtained from the target's
-/// [`TargetSetup`] at construction.
-#[derive(Clone, Copy)]
-pub struct IoRefSource<T: Target> {
-    ti: *mut bindings::dm_target,
-    _t: PhantomData<*const T>,
-}
-
-// SAFETY: It only names the target; every use is through `IoList::pop`, on bios of that target.
-unsafe impl<T: Target> Send for IoRefSource<T> {}
-// SAFETY: See above.
-unsafe impl<T: Target> Sync for IoRefSource<T> {}
 
 /// Returns the target private data.
 ///
@@ -826,7 +821,8 @@ impl QueueLimits {
 /// # Invariants
 ///
 /// `work` is initialised with [`TableEvent::run`]; `table` is the table of the target that
-/// owns this value, which outlives it; drop waits for a queued event to finish.
+/// owns this value, which outlives it (the caller of the unsafe [`TargetSetup::event_source`]
+/// drops it before the target); drop waits for a queued event to finish.
 #[pin_data(PinnedDrop)]
 pub struct TableEvent {
     #[pin]
@@ -843,6 +839,7 @@ impl TableEvent {
     fn new(ti: *mut bindings::dm_target) -> impl PinInit<Self> {
         // SAFETY: `ti` is valid during the constructor.
         let table = unsafe { (*ti).table };
+        // The caller of `event_source` drops this value before the target (invariant).
         pin_init!(Self {
             work <- Opaque::ffi_init(|slot: *mut bindings::work_struct| {
                 // SAFETY: `slot` is valid for writes; `run` only uses the containing `Self`.
@@ -888,123 +885,6 @@ impl PinnedDrop for TableEvent {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: `work` is initialised; after this it is neither queued nor running.
         unsafe { bindings::cancel_work_sync(self.work.get()) };
-    }
-}
-
-use crate::ffi::c_void;
-
-/// Work a target runs in process context, identified by `ID` when a target has several.
-pub trait TargetWorkFn<const ID: u64>: Send + Sync {
-    /// Runs the work; it may sleep. Never runs concurrently with itself.
-    fn run(&self);
-}
-
-/// A (delayable) work item that calls [`TargetWorkFn::run`] on the value that contains it,
-/// typically a target's private data, on the unbound system workqueue.
-///
-/// # Invariants
-///
-/// `dwork` is initialised with [`TargetWork::run_raw`]; `owner` points to the pinned value
-/// that contains this work item; drop waits for a queued or running execution to finish.
-#[pin_data(PinnedDrop)]
-pub struct TargetWork<T: TargetWorkFn<ID>, const ID: u64> {
-    #[pin]
-    dwork: Opaque<bindings::delayed_work>,
-    owner: *const T,
-}
-
-// SAFETY: The work item may be queued, cancelled and run from any thread; `T` is `Sync`.
-unsafe impl<T: TargetWorkFn<ID>, const ID: u64> Send for TargetWork<T, ID> {}
-// SAFETY: See above.
-unsafe impl<T: TargetWorkFn<ID>, const ID: u64> Sync for TargetWork<T, ID> {}
-
-impl<T: TargetWorkFn<ID>, const ID: u64> TargetWork<T, ID> {
-    /// Creates the work item of `owner`.
-    ///
-    /// # Safety
-    ///
-    /// `owner` must point to the pinned value this work item is a field of, and that value
-    /// must drop this field (which cancels and waits for the work) before any state that
-    /// `T::run` uses: declare it as the value's first field.
-    pub unsafe fn new(owner: *const T) -> impl PinInit<Self> {
-        pin_init!(Self {
-            dwork <- Opaque::ffi_init(|slot: *mut bindings::delayed_work| {
-                // SAFETY: `slot` is valid for writes; `run_raw` matches this type.
-                unsafe {
-                    bindings::init_work_with_key(
-                        ptr::addr_of_mut!((*slot).work),
-                        Some(Self::run_raw),
-                        false,
-                        c"rtmirror_work".as_char_ptr(),
-                        crate::static_lock_class!().as_ptr(),
-                    );
-                    bindings::timer_init_key(
-                        ptr::addr_of_mut!((*slot).timer),
-                        Some(bindings::delayed_work_timer_fn),
-                        bindings::TIMER_IRQSAFE,
-                        c"rtmirror_work_timer".as_char_ptr(),
-                        crate::static_lock_class!().as_ptr(),
-                    );
-                }
-            }),
-            owner,
-        })
-    }
-
-    /// Runs the work as soon as possible (pulling in a delayed run); callable from any context.
-    pub fn kick(&self) {
-        // SAFETY: `dwork` is initialised and pinned (invariant).
-        unsafe {
-            bindings::mod_delayed_work_on(
-                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                bindings::system_dfl_wq,
-                self.dwork.get(),
-                0,
-            )
-        };
-    }
-
-    /// Runs the work in `ms` milliseconds unless it is already queued; callable from any
-    /// context.
-    pub fn kick_after(&self, ms: u32) {
-        // SAFETY: `__msecs_to_jiffies` has no preconditions; `dwork` is initialised and pinned.
-        unsafe {
-            let delay = bindings::__msecs_to_jiffies(ms);
-            bindings::queue_delayed_work_on(
-                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                bindings::system_dfl_wq,
-                self.dwork.get(),
-                delay,
-            )
-        };
-    }
-
-    /// Cancels a queued run and waits for a running one to finish. The work may be queued
-    /// again afterwards.
-    pub fn cancel_sync(&self) {
-        // SAFETY: `dwork` is initialised (invariant).
-        unsafe { bindings::cancel_delayed_work_sync(self.dwork.get()) };
-    }
-
-    /// # Safety
-    ///
-    /// Called by the workqueue for the `work` of a live `TargetWork<T, ID>`.
-    unsafe extern "C" fn run_raw(work: *mut bindings::work_struct) {
-        // SAFETY: `work` is the first field of the `delayed_work` in `dwork`, and drop waits
-        // for this function to return, so `this` and its owner are alive (invariant).
-        let this = unsafe {
-            let dwork = crate::container_of!(work, bindings::delayed_work, work);
-            &*crate::container_of!(Opaque::cast_from(dwork), Self, dwork)
-        };
-        // SAFETY: `owner` is alive while the work can run (invariant).
-        unsafe { &*this.owner }.run();
-    }
-}
-
-#[pinned_drop]
-impl<T: TargetWorkFn<ID>, const ID: u64> PinnedDrop for TargetWork<T, ID> {
-    fn drop(self: Pin<&mut Self>) {
-        self.cancel_sync();
     }
 }
 

@@ -18,10 +18,6 @@ use crate::{
     error::{to_result, Error},
     page::Page,
     prelude::*,
-    sync::{
-        atomic::{Atomic, Full},
-        Completion,
-    },
     types::Opaque,
 };
 use core::{marker::PhantomData, mem, pin::Pin, ptr};
@@ -32,9 +28,89 @@ const PAGE_SIZE: u32 = bindings::PAGE_SIZE as u32;
 /// Maximum number of bvecs in one bio (`BIO_MAX_VECS`).
 pub const BIO_MAX_VECS: u32 = bindings::BIO_MAX_VECS;
 
-/// `REQ_POLLED`: the submitter polls for completion. Bios this module builds must not carry
-/// it, since nobody polls for them.
-pub const REQ_POLLED: u32 = 1u32 << bindings::req_flag_bits___REQ_POLLED;
+const fn req_flag(bit: u32) -> u32 {
+    1u32 << bit
+}
+
+/// Operation and flags of a bio (`blk_opf_t`: a `REQ_OP_*` and `REQ_*` flags).
+///
+/// Built as `Opf::write().preflush().fua()`, or taken from an existing bio ([`Bio::opf`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opf(u32);
+
+impl Opf {
+    const OP_MASK: u32 = (1u32 << bindings::REQ_OP_BITS) - 1;
+    const PREFLUSH: u32 = req_flag(bindings::req_flag_bits___REQ_PREFLUSH);
+    const FUA: u32 = req_flag(bindings::req_flag_bits___REQ_FUA);
+    const SYNC: u32 = req_flag(bindings::req_flag_bits___REQ_SYNC);
+    const RAHEAD: u32 = req_flag(bindings::req_flag_bits___REQ_RAHEAD);
+    const ATOMIC: u32 = req_flag(bindings::req_flag_bits___REQ_ATOMIC);
+    /// `REQ_POLLED`: the submitter polls for completion. Bios this module builds never carry
+    /// it, since nobody polls for them.
+    const POLLED: u32 = req_flag(bindings::req_flag_bits___REQ_POLLED);
+
+    /// A read (`REQ_OP_READ`).
+    pub const fn read() -> Self {
+        Self(bindings::req_op_REQ_OP_READ)
+    }
+
+    /// A write (`REQ_OP_WRITE`).
+    pub const fn write() -> Self {
+        Self(bindings::req_op_REQ_OP_WRITE)
+    }
+
+    /// Adds `REQ_PREFLUSH`: flush the volatile cache before the data.
+    pub const fn preflush(self) -> Self {
+        Self(self.0 | Self::PREFLUSH)
+    }
+
+    /// Adds `REQ_FUA`: the data is on stable storage at completion.
+    pub const fn fua(self) -> Self {
+        Self(self.0 | Self::FUA)
+    }
+
+    /// Adds `REQ_SYNC`: somebody waits for the request.
+    pub const fn sync(self) -> Self {
+        Self(self.0 | Self::SYNC)
+    }
+
+    /// The operation.
+    pub fn op(self) -> ReqOp {
+        match self.0 & Self::OP_MASK {
+            bindings::req_op_REQ_OP_READ => ReqOp::Read,
+            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
+            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
+            other => ReqOp::Other(other),
+        }
+    }
+
+    /// Whether `REQ_PREFLUSH` is set.
+    pub fn is_preflush(self) -> bool {
+        self.0 & Self::PREFLUSH != 0
+    }
+
+    /// Whether `REQ_FUA` is set.
+    pub fn is_fua(self) -> bool {
+        self.0 & Self::FUA != 0
+    }
+
+    /// Whether `REQ_RAHEAD` is set.
+    pub fn is_readahead(self) -> bool {
+        self.0 & Self::RAHEAD != 0
+    }
+
+    /// Whether `REQ_ATOMIC` is set.
+    pub fn is_atomic(self) -> bool {
+        self.0 & Self::ATOMIC != 0
+    }
+
+    /// The raw value for a bio this module allocates (without `REQ_POLLED`).
+    fn for_new_bio(self) -> u32 {
+        self.0 & !Self::POLLED
+    }
+}
 
 /// Operation of a bio (`enum req_op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,43 +172,36 @@ impl Bio {
         self.0.get()
     }
 
-    /// Returns the raw operation and flags (`bi_opf`).
-    pub fn opf(&self) -> u32 {
+    /// Returns the operation and flags (`bi_opf`).
+    pub fn opf(&self) -> Opf {
         // SAFETY: By the type invariant the bio is valid.
-        unsafe { (*self.as_raw()).bi_opf }
+        Opf(unsafe { (*self.as_raw()).bi_opf })
     }
 
     /// Returns the operation.
     pub fn op(&self) -> ReqOp {
-        match self.opf() & ((1u32 << bindings::REQ_OP_BITS) - 1) {
-            bindings::req_op_REQ_OP_READ => ReqOp::Read,
-            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
-            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
-            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
-            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
-            other => ReqOp::Other(other),
-        }
+        self.opf().op()
     }
 
     /// Whether the bio asks for a cache flush before its data (`REQ_PREFLUSH`).
     pub fn is_preflush(&self) -> bool {
-        self.opf() & (1u32 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
+        self.opf().is_preflush()
     }
 
     /// Whether the bio is speculative read-ahead (`REQ_RAHEAD`): it may fail without
     /// meaning the device is broken.
     pub fn is_readahead(&self) -> bool {
-        self.opf() & (1u32 << bindings::req_flag_bits___REQ_RAHEAD) != 0
+        self.opf().is_readahead()
     }
 
     /// Whether the bio is an atomic write (`REQ_ATOMIC`).
     pub fn is_atomic(&self) -> bool {
-        self.opf() & (1u32 << bindings::req_flag_bits___REQ_ATOMIC) != 0
+        self.opf().is_atomic()
     }
 
     /// Whether the bio's data must be on stable storage at completion (`REQ_FUA`).
     pub fn is_fua(&self) -> bool {
-        self.opf() & (1u32 << bindings::req_flag_bits___REQ_FUA) != 0
+        self.opf().is_fua()
     }
 
     /// Returns the first sector the bio addresses.
@@ -207,8 +276,9 @@ impl Bio {
 pub trait BioCompletion: Sized + Send {
     /// Runs first on completion, on the payload still in place (where
     /// [`OwnedBio::submit_with`] saw it pinned), e.g. to unlink it from a list; possibly in
-    /// interrupt context. The bio is still allocated.
-    fn detach(self: Pin<&mut Self>) {}
+    /// interrupt context. The bio is still allocated. Shared: others (e.g. a list walker) may
+    /// still hold references to the payload until `detach` unlinked it.
+    fn detach(&self) {}
 
     /// Runs in the bio's completion context (possibly interrupt context): must not sleep.
     ///
@@ -267,10 +337,10 @@ impl<P: BioCompletion> BioSet<P> {
         &self,
         bdev: *mut bindings::block_device,
         nr_vecs: u32,
-        opf: u32,
+        opf: Opf,
     ) -> Result<OwnedBio<P>> {
         let nr_vecs = u16::try_from(nr_vecs).map_err(|_| EINVAL)?;
-        let opf = opf & !REQ_POLLED;
+        let opf = opf.for_new_bio();
         // SAFETY: `inner` is an initialised bio set (type invariant) and `bdev` is an open block
         // device (callers pass a `DmDev`'s device). GFP_NOIO never fails for a bio set with a
         // mempool, but the result is checked anyway.
@@ -287,7 +357,7 @@ impl<P: BioCompletion> BioSet<P> {
     }
 
     /// Allocates a bio for `bdev` at `sector` with the operation and flags `opf` (less
-    /// [`REQ_POLLED`]) and no data: an empty flush, a discard or write-zeroes of `size` bytes.
+    /// `REQ_POLLED`) and no data: an empty flush, a discard or write-zeroes of `size` bytes.
     ///
     /// # Safety
     ///
@@ -296,7 +366,7 @@ impl<P: BioCompletion> BioSet<P> {
     pub unsafe fn alloc_dataless(
         &self,
         bdev: *mut bindings::block_device,
-        opf: u32,
+        opf: Opf,
         sector: u64,
         size: u32,
     ) -> Result<OwnedBio<P>> {
@@ -310,18 +380,20 @@ impl<P: BioCompletion> BioSet<P> {
     }
 
     /// Allocates a bio for `bdev` at `sector` with operation and flags `opf` that carries the
-    /// first `bytes` bytes of the remaining data of `src`, each page referenced.
+    /// first `bytes` bytes of the remaining data of `src`. No page references are taken (the
+    /// data may live in slab memory, whose pages are not reference counted).
     ///
     /// `bytes` and the segment count must come from [`Bio::fit_in_segments`] on `src`.
     ///
     /// # Safety
     ///
     /// `bdev` must be an open block device that stays open until the bio completes, this set
-    /// must outlive the bio, and `src`'s data pages must stay allocated until it completes.
+    /// must outlive the bio, and `src`'s data pages must stay allocated until it completes
+    /// (e.g. `src` completes only after this bio).
     pub unsafe fn alloc_with_data_of(
         &self,
         bdev: *mut bindings::block_device,
-        opf: u32,
+        opf: Opf,
         sector: u64,
         src: &Bio,
         bytes: u32,
@@ -364,7 +436,7 @@ impl<P: BioCompletion> BioSet<P> {
     pub unsafe fn alloc_with_buf(
         &self,
         bdev: *mut bindings::block_device,
-        opf: u32,
+        opf: Opf,
         sector: u64,
         buf: &PageBuf,
         bytes: usize,
@@ -391,9 +463,10 @@ impl<P: BioCompletion> BioSet<P> {
 #[pinned_drop]
 impl<P: BioCompletion> PinnedDrop for BioSet<P> {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: `inner` was initialised by `bioset_init` (type invariant). Every bio from this
-        // set has been freed: an `OwnedBio` borrows nothing, but the owner of a `BioSet` must
-        // outlive its in-flight bios, which `bioset_exit` checks through its mempools.
+        // SAFETY: `inner` was initialised by `bioset_init` (type invariant). No bio of this set
+        // is left: bios are only allocated by the `alloc_*` functions, whose callers must keep
+        // the set alive until their bios completed and were freed (`OwnedBio` and
+        // `PreparedBio` free or complete theirs on drop).
         unsafe { bindings::bioset_exit(self.inner.get()) };
     }
 }
@@ -418,22 +491,23 @@ impl<P: BioCompletion> OwnedBio<P> {
     }
 
     /// Like [`OwnedBio::submit`], but first runs `before` on the payload in place: it stays at
-    /// that address until [`BioCompletion::detach`] runs, so it may be linked into a list.
-    pub fn submit_with(self, payload: P, before: impl FnOnce(Pin<&mut P>)) {
+    /// that address until [`BioCompletion::detach`] runs, so it may be linked into a list. Only
+    /// a shared reference is given, since the payload is reachable by others once linked.
+    pub fn submit_with(self, payload: P, before: impl FnOnce(Pin<&P>)) {
         self.prepare(payload, before).submit();
     }
 
     /// Attaches `payload` (running `before` on it in place, as [`OwnedBio::submit_with`]) and
     /// returns the bio ready to be submitted later, e.g. by another thread.
-    pub fn prepare(self, payload: P, before: impl FnOnce(Pin<&mut P>)) -> PreparedBio<P> {
+    pub fn prepare(self, payload: P, before: impl FnOnce(Pin<&P>)) -> PreparedBio<P> {
         let bio = self.ptr;
         mem::forget(self);
         // SAFETY: The front pad of a bio from `BioSet<P>` is `FRONT_PAD >= size_of::<P>()`
         // bytes, aligned for `P` (checked in `BioSet::new`), and unused until now.
         unsafe { front_pad::<P>(bio).write(payload) };
         // SAFETY: The payload was just written there and is not moved until `end_io` calls
-        // `detach` on it in place.
-        before(unsafe { Pin::new_unchecked(&mut *front_pad::<P>(bio)) });
+        // `detach` on it in place; only shared references to it are made until then.
+        before(unsafe { Pin::new_unchecked(&*front_pad::<P>(bio)) });
         // SAFETY: We own the bio; `end_io::<P>` matches the payload just stored.
         unsafe {
             (*bio).bi_end_io = Some(end_io::<P>);
@@ -585,17 +659,19 @@ unsafe fn front_pad<P: BioCompletion>(bio: *mut bindings::bio) -> *mut P {
 unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
     // SAFETY: The bio is valid during its completion.
     let status = unsafe { (*bio).bi_status };
-    // SAFETY: `submit_with` stored a `P` in the front pad, pinned there until now.
-    P::detach(unsafe { Pin::new_unchecked(&mut *front_pad::<P>(bio)) });
-    // SAFETY: `submit` stored a `P` in the front pad; it is read exactly once, here.
+    // SAFETY: `prepare` stored a `P` in the front pad, in place until now; others may still
+    // hold shared references to it, so only a shared one is made.
+    P::detach(unsafe { &*front_pad::<P>(bio) });
+    // SAFETY: `prepare` stored a `P` in the front pad; `detach` unlinked it, so this is the
+    // only access left, and it is read exactly once, here.
     let payload = unsafe { front_pad::<P>(bio).read() };
     // SAFETY: The bio completed; nobody else references it.
     unsafe { bindings::bio_put(bio) };
     payload.complete(status_to_result(status));
 }
 
-/// Pages owned by the caller that carry the data of synchronous I/O ([`sync_io`]), for
-/// metadata such as a log, or data copied between devices.
+/// Pages owned by the caller that carry the data of a bio ([`BioSet::alloc_with_buf`]), for
+/// metadata such as a log, data copied between devices, or a bounce buffer.
 pub struct PageBuf {
     pages: KVec<Page>,
 }
@@ -714,7 +790,7 @@ impl PageBuf {
         for (page, in_page, n, in_src) in self.chunks(offset, src.len())? {
             let s = src.get(in_src..in_src + n).ok_or(EINVAL)?;
             // SAFETY: `s` is valid for `n` bytes; `&mut self` excludes any other access to the
-            // pages (no I/O runs on them outside `sync_io`, which also takes `&mut self`).
+            // pages (`alloc_with_buf` callers keep a buffer untouched while a bio uses it).
             unsafe { page.write_raw(s.as_ptr(), in_page, n)? };
         }
         Ok(())
@@ -729,121 +805,5 @@ impl PageBuf {
             unsafe { page.read_raw(d.as_mut_ptr(), in_page, n)? };
         }
         Ok(())
-    }
-}
-
-/// One request of [`sync_io`].
-#[derive(Clone, Copy)]
-pub struct SyncIo {
-    /// Device to read or write.
-    pub bdev: *mut bindings::block_device,
-    /// Operation and flags, e.g. a read, or a write with `REQ_PREFLUSH | REQ_FUA`.
-    pub opf: u32,
-    /// First sector.
-    pub sector: u64,
-    /// Bytes to transfer from the start of the buffer.
-    pub bytes: usize,
-}
-
-/// Pending count and completion shared by the bios of one [`sync_io`] call.
-#[pin_data]
-struct SyncWait {
-    remaining: Atomic<u32>,
-    #[pin]
-    done: Completion,
-}
-
-/// Submits every request in `reqs` at once, all carrying the start of `buf`, waits until all
-/// completed and stores each result in `out` (same order). Reads into `buf` by several
-/// requests leave it holding one of them.
-///
-/// # Safety
-///
-/// Every `bdev` must be an open block device that stays open during the call.
-pub unsafe fn sync_io(buf: &mut PageBuf, reqs: &[SyncIo], out: &mut [Result]) -> Result {
-    if out.len() < reqs.len() || reqs.len() > 8 {
-        return Err(EINVAL);
-    }
-    pin_init::stack_pin_init!(let wait = pin_init!(SyncWait {
-        remaining: Atomic::new(reqs.len() as u32),
-        done <- Completion::new(),
-    }));
-    let mut bios: [*mut bindings::bio; 8] = [ptr::null_mut(); 8];
-    for (i, r) in reqs.iter().enumerate() {
-        let nr_pages = r.bytes.div_ceil(PAGE_SIZE as usize);
-        if r.bytes > buf.len() || nr_pages == 0 {
-            out[i] = Err(EINVAL);
-            continue;
-        }
-        // SAFETY: `bdev` is open (caller); `fs_bio_set` is the global bio set; `nr_pages` is at
-        // most `BIO_MAX_VECS` (checked by `PageBuf::new`).
-        let bio = unsafe {
-            bindings::bio_alloc_bioset(
-                r.bdev,
-                nr_pages as u16,
-                r.opf & !REQ_POLLED,
-                bindings::GFP_NOIO,
-                ptr::addr_of_mut!(bindings::fs_bio_set),
-            )
-        };
-        if bio.is_null() {
-            out[i] = Err(ENOMEM);
-            continue;
-        }
-        let mut left = r.bytes;
-        for page in buf.pages.iter().take(nr_pages) {
-            let n = left.min(PAGE_SIZE as usize);
-            // SAFETY: The bio has room for `nr_pages` bvecs; the page stays allocated and is not
-            // touched by the CPU until every bio completed (we hold `&mut buf`).
-            unsafe { bindings::__bio_add_page(bio, page.as_ptr(), n as u32, 0) };
-            left -= n;
-        }
-        // SAFETY: The bio is ours; `sync_end_io` only signals `wait`, which outlives the bio's
-        // completion because we wait for all of them below.
-        unsafe {
-            (*bio).bi_iter.bi_sector = r.sector;
-            (*bio).bi_private = ptr::from_ref(&*wait).cast_mut().cast();
-            (*bio).bi_end_io = Some(sync_end_io);
-        }
-        bios[i] = bio;
-    }
-    // Requests that failed to start do not count.
-    let started = bios.iter().filter(|b| !b.is_null()).count() as u32;
-    let unstarted = reqs.len() as u32 - started;
-    if unstarted > 0 && wait.remaining.fetch_sub(unstarted, Full) == unstarted {
-        return Ok(());
-    }
-    for bio in bios.iter().take(reqs.len()).filter(|b| !b.is_null()) {
-        // SAFETY: A fully built bio that we own until it completes.
-        unsafe { bindings::submit_bio(*bio) };
-    }
-    if started > 0 {
-        wait.done.wait_for_completion();
-    }
-    for (i, bio) in bios.iter().take(reqs.len()).enumerate() {
-        if bio.is_null() {
-            continue;
-        }
-        // SAFETY: The bio completed (the completion fired after every bio's end_io) and is
-        // still ours until `bio_put`.
-        unsafe {
-            out[i] = status_to_result((**bio).bi_status);
-            bindings::bio_put(*bio);
-        }
-    }
-    Ok(())
-}
-
-/// Completion callback of [`sync_io`]'s bios.
-///
-/// # Safety
-///
-/// `bio->bi_private` points to the live `SyncWait` of the `sync_io` call that submitted it.
-unsafe extern "C" fn sync_end_io(bio: *mut bindings::bio) {
-    // SAFETY: See the function's safety requirements; `sync_io` waits for this signal before
-    // dropping `SyncWait`.
-    let wait = unsafe { &*(*bio).bi_private.cast::<SyncWait>() };
-    if wait.remaining.fetch_sub(1, Full) == 1 {
-        wait.done.complete_all();
     }
 }
