@@ -6,9 +6,11 @@
 # acknowledged while status said failed.
 . /scenarios/lib.sh
 load_rtmirror
-expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 4 region_size 1024 resync_kbps 256"
-wait_in_sync m0 300
+expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 3 region_size 1024 nosync"
+wait_in_sync m0
 a=$(write_random /dev/mapper/m0 0 1)
+# Slow, so that leg 1 is still resyncing when leg 0 fails.
+expect "resync_kbps 256" dmsetup message m0 0 resync_kbps 256
 expect "fail 1" dmsetup message m0 0 fail 1
 expect "rejoin 1" dmsetup message m0 0 rejoin 1
 st=$(status_of m0)
