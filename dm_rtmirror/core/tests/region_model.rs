@@ -551,12 +551,7 @@ impl Model {
                 }
             }
             LogDone::LogLost => {
-                let pending = self.m.st.rejoining_copies();
-                assert!(self
-                    .failed
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &f)| f || pending & (1 << i) != 0));
+                self.assert_no_established_copy();
                 for (reg, _) in std::mem::take(&mut self.waiting) {
                     self.submit(reg);
                 }
@@ -777,17 +772,21 @@ impl Model {
         self.diverged[reg as usize] || self.submitted.iter().any(|s| s.0 == reg)
     }
 
+    /// The log counts as lost only when no copy holding the newest generation is left: every
+    /// copy failed, or was rejoined and its rewrite has not landed.
+    fn assert_no_established_copy(&self) {
+        let pending = self.m.st.rejoining_copies();
+        assert!(self
+            .failed
+            .iter()
+            .enumerate()
+            .all(|(i, &f)| f || pending & (1 << i) != 0));
+    }
+
     /// The invariant, over sampled power-cut outcomes.
     fn check(&mut self) {
         if self.m.st.log_lost() {
-            // Lost once no copy holding the newest generation is left: a rejoined copy whose
-            // rewrite has not landed does not count.
-            let pending = self.m.st.rejoining_copies();
-            assert!(self
-                .failed
-                .iter()
-                .enumerate()
-                .all(|(i, &f)| f || pending & (1 << i) != 0));
+            self.assert_no_established_copy();
             return;
         }
         assert!(
