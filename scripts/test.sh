@@ -4,6 +4,7 @@
 # and s390x. Ends with one line "N passed, N failed"; exits non-zero when anything failed.
 #   RTMIRROR_ARCHES="x86_64 s390x"  architectures to run (default both)
 #   RTMIRROR_ONLY=a,b               run only these scenarios
+#   RTMIRROR_DEBUG_KERNEL=0         skip the x86_64 debug kernel and its scenario set
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -49,55 +50,60 @@ python3 qemu-tests/selftest_nbd.py | tee "$log" | tail -n 3
 add_counts "$log" || failx "NBD fault server self-test crashed"
 rm -f "$log"
 
-for arch in $arches; do
-	step "build $arch kernel and module"
-	if ! out=$(bash scripts/build-kernel.sh "$arch" | tail -n 1) || [ ! -d "$out" ]; then
-		failx "$arch: kernel/module build"; continue
+# Guest kernels and scenario sets, as pipelines that run at the same time: kernel builds take
+# turns (scripts/build-kernel.sh holds a lock on the shared kernel tree), and each scenario set
+# starts as soon as its kernel is built, so QEMU (one CPU, often waiting on timeouts) overlaps
+# the next build. Each pipeline writes its own log, printed when it ended; its last line is
+# "N passed, N failed".
+#   pipeline <name> <arch> <mode> <label> <only>
+pipeline() {
+	local name=$1 arch=$2 mode=$3 label=$4 only=$5 out image initrd p=0 f=0 line
+	local started=$(date +%s)
+	echo "--- $name: build $arch kernel ($mode) ($(( started - t_start ))s)"
+	if ! out=$(bash scripts/build-kernel.sh "$arch" "$mode" | tail -n 1) || [ ! -d "$out" ]; then
+		echo "FAIL $label: kernel/module build"; echo "0 passed, 1 failed"; return
 	fi
-	pass "$arch: kernel and module build"
+	echo "PASS $label: kernel build ($mode)"; p=1
 	case $arch in x86_64) image=$out/arch/x86/boot/bzImage ;; s390x) image=$out/arch/s390/boot/bzImage ;; esac
 	initrd=$out/initramfs-$(checkout_key).cpio.gz
-	if ! bash scripts/build-initramfs.sh "$arch" "$out" "$initrd"; then failx "$arch: initramfs"; continue; fi
-	step "QEMU scenarios on $arch"
-	log=$(mktemp)
-	python3 qemu-tests/run.py --arch "$arch" --kernel "$image" --initrd "$initrd" \
-		${RTMIRROR_ONLY:+--only "$RTMIRROR_ONLY"} | tee "$log"
-	add_counts "$log" || failx "$arch: scenario runner crashed"
-	rm -f "$log"
-done
-
+	if ! bash scripts/build-initramfs.sh "$arch" "$out" "$initrd"; then
+		echo "FAIL $label: initramfs"; echo "$p passed, 1 failed"; return
+	fi
+	echo "--- $name: QEMU scenarios ($(( $(date +%s) - t_start ))s)"
+	python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
+		${only:+--only "$only"} >"$work/$name.scen" 2>&1
+	cat "$work/$name.scen"
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.scen" | tail -n 1)
+	if [ -z "$line" ]; then echo "FAIL $label: scenario runner crashed"; f=1; line="0 passed, 0 failed"; fi
+	echo "--- $name: done in $(( $(date +%s) - started ))s"
+	echo "$((p + ${line%% passed*})) passed, $((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/'))) failed"
+}
+work=$(mktemp -d)
+names=()
+# Started in this order, so the longest scenario set (debug) gets its kernel early; builds then
+# take turns on the kernel-tree lock.
+launch() { # <name> <arch> <mode> <only>
+	names+=("$1"); pipeline "$1" "$2" "$3" "$1" "$4" >"$work/$1.log" 2>&1 &
+	sleep 2
+}
+if [[ " $arches " == *" x86_64 "* ]]; then
+	launch x86_64 x86_64 module "${RTMIRROR_ONLY:-}"
+	# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object
+	# and memory checking: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0 skips it).
+	[ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ] && launch x86_64-debug x86_64 debug "${RTMIRROR_ONLY:-}"
+fi
+[[ " $arches " == *" s390x "* ]] && launch s390x s390x module "${RTMIRROR_ONLY:-}"
 if [[ " $arches " == *" x86_64 "* ]] && { [ -z "${RTMIRROR_ONLY:-}" ] || [[ ",$RTMIRROR_ONLY," == *",builtin_target,"* ]]; }; then
-	step "build x86_64 kernel with rtmirror built in"
-	if out=$(bash scripts/build-kernel.sh x86_64 builtin | tail -n 1) && [ -d "$out" ] &&
-		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"; then
-		pass "x86_64: kernel build with CONFIG_DM_RTMIRROR=y"
-		log=$(mktemp)
-		python3 qemu-tests/run.py --arch x86_64 --kernel "$out/arch/x86/boot/bzImage" \
-			--initrd "$out/initramfs-$(checkout_key).cpio.gz" --only builtin_target | tee "$log"
-		add_counts "$log" || failx "x86_64: scenario runner crashed (built-in)"
-		rm -f "$log"
-	else
-		failx "x86_64: kernel build with CONFIG_DM_RTMIRROR=y"
-	fi
+	launch x86_64-builtin x86_64 builtin builtin_target
 fi
-
-# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object and
-# memory checking: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0 skips this stage).
-if [[ " $arches " == *" x86_64 "* ]] && [ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ]; then
-	step "build x86_64 debug kernel and module"
-	if out=$(bash scripts/build-kernel.sh x86_64 debug | tail -n 1) && [ -d "$out" ] &&
-		bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"; then
-		pass "x86_64: debug kernel and module build"
-		step "QEMU scenarios on the x86_64 debug kernel"
-		log=$(mktemp)
-		python3 qemu-tests/run.py --arch x86_64 --label x86_64-debug --kernel "$out/arch/x86/boot/bzImage" \
-			--initrd "$out/initramfs-$(checkout_key).cpio.gz" ${RTMIRROR_ONLY:+--only "$RTMIRROR_ONLY"} | tee "$log"
-		add_counts "$log" || failx "x86_64-debug: scenario runner crashed"
-		rm -f "$log"
-	else
-		failx "x86_64: debug kernel and module build"
-	fi
-fi
+step "guest kernels and QEMU scenarios: ${names[*]} (in parallel)"
+wait
+for n in "${names[@]}"; do
+	step "$n"
+	cat "$work/$n.log"
+	add_counts "$work/$n.log" || failx "$n: pipeline crashed"
+done
+rm -rf "$work"
 
 step "done"
 echo "$passed passed, $failed failed"
