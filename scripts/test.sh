@@ -83,7 +83,13 @@ names=()
 # Started in this order, so the longest scenario set (debug) gets its kernel early; builds then
 # take turns on the kernel-tree lock.
 launch() { # <name> <arch> <mode> <only>
-	names+=("$1"); pipeline "$1" "$2" "$3" "$1" "$4" >"$work/$1.log" 2>&1 &
+	local only=$4
+	# builtin_target needs the built-in kernel: only its own pipeline runs it.
+	if [ "$3" != builtin ] && [ -n "$only" ]; then
+		only=$(echo ",$only," | sed 's/,builtin_target,/,/g; s/^,//; s/,$//')
+		[ -n "$only" ] || return 0
+	fi
+	names+=("$1"); pipeline "$1" "$2" "$3" "$1" "$only" >"$work/$1.log" 2>&1 &
 	sleep 2
 }
 if [[ " $arches " == *" x86_64 "* ]]; then
