@@ -29,11 +29,13 @@ debug) [ -e "$here/qemu-tests/kconfig/$arch-debug.config" ] || die "no debug con
 *) die "unknown mode '$mode' (module, builtin or debug)" ;;
 esac
 
-src=$(kernel_source_tree)
-# Every checkout copies its rust/ into the one kernel source tree: one build at a time, from
-# applying the abstractions to the module, so no build sees another checkout's files.
+# One kernel source tree is shared by every build and checkout: one build at a time, from
+# extracting the tree and applying this checkout's rust/ to the module, so no build sees a
+# half-extracted tree or another checkout's files.
+mkdir -p "$RTMIRROR_CACHE"
 exec 9>"$RTMIRROR_CACHE/.kernel-tree-lock"
 flock 9
+src=$(kernel_source_tree)
 apply_rust_abstractions "$src"
 
 extra=$(mktemp); trap 'rm -f "$extra"' EXIT
