@@ -18,7 +18,7 @@ for blk in 17 80 243 390 611 1000; do
 	result written "$blk $(md5sum </tmp/w | cut -d' ' -f1)"
 done
 result status_after_writes "$(status_of m0)"
-# Every write waited for the log write marking its region dirty; log writes from now on clean.
+# Log writes from now on (reported, not required: the clean may already have happened).
 host stats 2; base2=$(stat_of writes)
 host stats 3; base3=$(stat_of writes)
 i=0
@@ -33,8 +33,11 @@ while :; do
 		# Wait until the copy on the media (v1 or v2, decoded by the host) says clean.
 		case $st in *" dirty=0 "*) ;; *) clean=0 ;; esac
 	done
-	if [ "$w2" -gt "$base2" ] && [ "$w3" -gt "$base3" ] && [ $clean = 1 ] &&
-		[ "${regions%/*}" = "${regions#*/}" ]; then
+	# Every write waited for a log write marking its region dirty on both copies, and a region
+	# is cleaned only after its writes completed: "dirty=0" on the media of both copies means a
+	# clean log write landed after the data writes (it may have landed before the log write
+	# counters above were read, on a slow guest).
+	if [ $clean = 1 ] && [ "${regions%/*}" = "${regions#*/}" ]; then
 		break
 	fi
 	i=$((i + 1))
