@@ -35,7 +35,9 @@
 use core::ffi::CStr;
 use core::fmt;
 
-use crate::log_format::{bitmap_blocks, bitmap_words, copy_slice, LogHeader, WORDS_PER_BLOCK};
+use crate::log_format::{
+    bitmap_blocks, bitmap_words, copy_slice, set_bits, LogHeader, WORDS_PER_BLOCK,
+};
 use crate::status::{LegState, LogState};
 use crate::table::{MAX_LEGS, MAX_LOGS};
 
@@ -463,19 +465,27 @@ fn block_range(b: usize, words: usize) -> core::ops::Range<usize> {
 /// Copies the words of the blocks set in `blocks` from `src` to `dst`.
 fn copy_blocks(dst: &mut [u64], src: &[u64], blocks: &[u64]) {
     let words = dst.len().min(src.len());
-    for (wi, &bw) in blocks.iter().enumerate() {
-        let mut word = bw;
-        while word != 0 {
-            let b = wi
-                .saturating_mul(64)
-                .saturating_add(word.trailing_zeros() as usize);
-            word &= word - 1;
-            let r = block_range(b, words);
-            if let (Some(d), Some(s)) = (dst.get_mut(r.clone()), src.get(r)) {
-                copy_slice(d, s);
-            }
+    for b in set_bits(blocks) {
+        let r = block_range(usize::try_from(b).unwrap_or(usize::MAX), words);
+        if let (Some(d), Some(s)) = (dst.get_mut(r.clone()), src.get(r)) {
+            copy_slice(d, s);
         }
     }
+}
+
+/// Whether `snapshot` clears a bit set in `durable`, looking only at `blocks`: outside the
+/// blocks of a log write the snapshot is that of the last durable write of those blocks (an
+/// aborted write marks its blocks again), so nothing is cleared there, and the cost stays that
+/// of the blocks written, not of the whole bitmap.
+fn blocks_clear(durable: &[u64], snapshot: &[u64], blocks: &[u64]) -> bool {
+    let words = durable.len().min(snapshot.len());
+    set_bits(blocks).any(|b| {
+        let r = block_range(usize::try_from(b).unwrap_or(usize::MAX), words);
+        durable
+            .get(r.clone())
+            .zip(snapshot.get(r))
+            .is_some_and(|(d, s)| d.iter().zip(s).any(|(d, s)| d & !s != 0))
+    })
 }
 
 /// A view of the region state plus its caller-provided memory.
@@ -935,11 +945,7 @@ impl<'a> Regions<'a> {
         copy_blocks(self.snapshot, self.image, self.changed);
         copy_slice(self.snap_blocks, self.changed);
         self.changed.fill(0);
-        self.st.snap_clears = self
-            .durable
-            .iter()
-            .zip(self.snapshot.iter())
-            .any(|(d, s)| d & !s != 0);
+        self.st.snap_clears = blocks_clear(self.durable, self.snapshot, self.snap_blocks);
         self.st.snap_legs = self.st.legs;
         self.st.snap_stale = self.st.stale_since;
         self.st.snap_clean = clean;

@@ -476,6 +476,12 @@ impl Model {
             r.take_log_write()
         };
         if let Some(w) = w {
+            // Only the blocks written are looked at: the answer must be that of the whole map.
+            let clears = (0..NR).any(|reg| {
+                r.is_durably_dirty(reg)
+                    && r.snapshot()[(reg / 64) as usize] & (1 << (reg % 64)) == 0
+            });
+            assert_eq!(r.snapshot_clears(), clears);
             let h = r.snapshot_header(UUID, RS);
             assert_eq!(h.generation, w.generation);
             assert_eq!(h.clean_shutdown, clean);
