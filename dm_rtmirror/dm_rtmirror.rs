@@ -539,21 +539,7 @@ impl RtMirror {
             Message::Fail(i) => {
                 let i = usize::from(i);
                 let from = [LegState::InSync, LegState::Resyncing];
-                match self.change_leg_state(i, LegState::Inactive, &from, true) {
-                    LegChange::Changed => {}
-                    LegChange::LastInSync => {
-                        pr_warn!(
-                            "{}: fail {}: refused, it would leave no in-sync leg\n",
-                            self.dev_name(),
-                            i
-                        );
-                        return Err(EBUSY);
-                    }
-                    LegChange::NotInState => {
-                        pr_warn!("{}: fail {}: leg is not in sync\n", self.dev_name(), i);
-                        return Err(EINVAL);
-                    }
-                }
+                self.detach_by_operator("fail", i, LegState::Inactive, &from)?;
                 pr_warn!(
                     "{}: leg {} failed by operator: detached (Inactive)\n",
                     self.dev_name(),
@@ -569,24 +555,31 @@ impl RtMirror {
         Ok(())
     }
 
+    /// `fail`/`split` (`verb`): takes leg `i` out of service by the operator, from one of the
+    /// states `from`, never the last in-sync leg; a refusal says why in the kernel log.
+    fn detach_by_operator(&self, verb: &str, i: usize, to: LegState, from: &[LegState]) -> Result {
+        match self.change_leg_state(i, to, from, true) {
+            LegChange::Changed => Ok(()),
+            LegChange::LastInSync => {
+                pr_warn!(
+                    "{}: {} {}: refused, it would leave no in-sync leg\n",
+                    self.dev_name(),
+                    verb,
+                    i
+                );
+                Err(EBUSY)
+            }
+            LegChange::NotInState => {
+                pr_warn!("{}: {} {}: leg is not in sync\n", self.dev_name(), verb, i);
+                Err(EINVAL)
+            }
+        }
+    }
+
     /// `split <i>`: detaches an in-sync leg on purpose; the regions written from now on are
     /// tracked, so `rejoin <i>` copies only those.
     fn split_leg(&self, i: usize) -> Result {
-        match self.change_leg_state(i, LegState::Split, &[LegState::InSync], true) {
-            LegChange::Changed => {}
-            LegChange::LastInSync => {
-                pr_warn!(
-                    "{}: split {}: refused, it would leave no in-sync leg\n",
-                    self.dev_name(),
-                    i
-                );
-                return Err(EBUSY);
-            }
-            LegChange::NotInState => {
-                pr_warn!("{}: split {}: leg is not in sync\n", self.dev_name(), i);
-                return Err(EINVAL);
-            }
-        }
+        self.detach_by_operator("split", i, LegState::Split, &[LegState::InSync])?;
         pr_info!(
             "{}: leg {} split off: regions written from now on are tracked for rejoin\n",
             self.dev_name(),

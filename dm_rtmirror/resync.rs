@@ -85,20 +85,14 @@ impl RtMirror {
                 Err(_) => return,
             }
             let copied_to = self.copy_region(&mut buf, source, region);
-            let mut delayed = IoList::new();
-            let mut shared = self.shared.lock();
             // Every leg that receives writes now must have had the copy (another leg may have
             // come back meanwhile).
-            let ok = copied_to.is_some_and(|mask| {
-                self.writable_legs()
-                    .all(|(i, _)| i == source || mask & (1 << i) != 0)
+            let ok = self.end_claim(region, || {
+                copied_to.is_some_and(|mask| {
+                    self.writable_legs()
+                        .all(|(i, _)| i == source || mask & (1 << i) != 0)
+                })
             });
-            let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
-            delayed.append(&mut shared.delayed);
-            drop(shared);
-            while let Some(io) = delayed.pop() {
-                self.start_write(io);
-            }
             if !ok {
                 // A leg failed (the next round sees the new leg states), memory ran out or a
                 // leg came back: start over after a pause, never spinning.
@@ -121,25 +115,41 @@ impl RtMirror {
     fn wait_drained(&self, region: u64) -> bool {
         loop {
             fsleep(Delta::from_millis(1));
-            let mut shared = self.shared.lock();
             if self.suspended.load(Relaxed) {
-                let _ = shared
-                    .regions()
-                    .and_then(|mut r| r.resync_end(region, false));
-                let mut delayed = IoList::new();
-                delayed.append(&mut shared.delayed);
-                drop(shared);
-                while let Some(io) = delayed.pop() {
-                    self.start_write(io);
-                }
+                self.end_claim(region, || false);
                 return false;
             }
-            match shared.regions().and_then(|mut r| r.resync_begin(region)) {
+            let claim = self
+                .shared
+                .lock()
+                .regions()
+                .and_then(|mut r| r.resync_begin(region));
+            match claim {
                 Ok(ResyncClaim::Draining) => {}
                 Ok(ResyncClaim::Claimed) => return true,
-                Ok(ResyncClaim::NotNeeded) | Err(_) => return false,
+                // Not reached while claimed; never leave writes held back.
+                Ok(ResyncClaim::NotNeeded) | Err(_) => {
+                    self.end_claim(region, || false);
+                    return false;
+                }
             }
         }
+    }
+
+    /// Ends the resync claim on `region`, marking it in sync if `copied()` (evaluated under the
+    /// region lock, so no leg comes back between the check and the mark), and restarts the
+    /// writes held back meanwhile. Returns what `copied()` said.
+    fn end_claim(&self, region: u64, copied: impl FnOnce() -> bool) -> bool {
+        let mut delayed = IoList::new();
+        let mut shared = self.shared.lock();
+        let ok = copied();
+        let _ = shared.regions().and_then(|mut r| r.resync_end(region, ok));
+        delayed.append(&mut shared.delayed);
+        drop(shared);
+        while let Some(io) = delayed.pop() {
+            self.start_write(io);
+        }
+        ok
     }
 
     /// Runs `reqs` on the resync buffer in `slot`; the buffer is lost to a hung leg's bio if
