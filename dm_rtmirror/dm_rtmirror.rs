@@ -196,7 +196,9 @@ struct RtMirror {
     begin: u64,
     len: u64,
     legs: KVec<Leg>,
-    logs: KVec<DmDev>,
+    /// Log copies; `None` for a copy absent at activation (`-`, or not found with
+    /// `allow_missing`), which counts as failed.
+    logs: KVec<Option<DmDev>>,
     region_size: u64,
     nr_regions: u64,
     io_timeout_ms: Atomic<u32>,
@@ -206,6 +208,8 @@ struct RtMirror {
     nosync: bool,
     /// `log_uuid` of the table: the log copies must carry it.
     log_uuid: Option<[u8; 16]>,
+    /// `allow_missing` of the table (kept to print the table back).
+    allow_missing: bool,
     /// No valid log copy and not a new log: no leg is known to hold the newest data, so I/O
     /// fails until the operator names one (`trust`).
     untrusted: Atomic<bool>,
@@ -669,6 +673,14 @@ impl RtMirror {
             );
             return Err(EINVAL);
         }
+        if matches!(self.logs.get(i), Some(None)) {
+            pr_warn!(
+                "{}: rejoin_log {}: the copy is absent in this table: load a table that names its device\n",
+                self.dev_name(),
+                i
+            );
+            return Err(ENODEV);
+        }
         let late = self.late_ios(self.legs.len() + i);
         if late > 0 {
             pr_warn!(
@@ -803,7 +815,8 @@ impl RtMirror {
     }
 }
 
-/// Largest number of table words we accept: 1 + 4 legs + 1 + 2 logs + 1 + 11 option words.
+/// Largest number of table words we accept. A valid table has at most 21 (1 + 4 legs + 1 +
+/// 2 logs + 1 + 12 option words); the margin lets the parser name a stray word.
 const MAX_TABLE_WORDS: usize = 34;
 
 #[vtable]
@@ -841,27 +854,30 @@ impl Target for RtMirror {
         };
 
         let len = setup.len();
+        let allow_missing = cfg.allow_missing;
         let mut legs = KVec::with_capacity(cfg.leg_slots().len(), GFP_KERNEL)?;
         let mut devts: KVec<u32> = KVec::with_capacity(MAX_LEGS + MAX_LOGS, GFP_KERNEL)?;
         for (i, slot) in cfg.leg_slots().iter().enumerate() {
             let dev = match slot {
                 None => None,
                 Some(path) => {
-                    let dev = open_device(setup, &mut devts, "leg", i, path)?;
-                    if dev.nr_sectors() < len {
-                        return Err(reject(
-                            setup,
-                            c"leg device is smaller than the target",
-                            format_args!(
-                                "leg {} '{}' has {} sectors, the target needs {}",
-                                i,
-                                path,
-                                dev.nr_sectors(),
-                                len
-                            ),
-                        ));
+                    match open_device(setup, &mut devts, "leg", i, path, allow_missing)? {
+                        None => None,
+                        Some(dev) if dev.nr_sectors() < len => {
+                            return Err(reject(
+                                setup,
+                                c"leg device is smaller than the target",
+                                format_args!(
+                                    "leg {} '{}' has {} sectors, the target needs {}",
+                                    i,
+                                    path,
+                                    dev.nr_sectors(),
+                                    len
+                                ),
+                            ));
+                        }
+                        Some(dev) => Some(dev),
                     }
-                    Some(dev)
                 }
             };
             let state = if dev.is_some() {
@@ -879,13 +895,38 @@ impl Target for RtMirror {
                 GFP_KERNEL,
             )?;
         }
-        let mut logs = KVec::with_capacity(cfg.log_devices().len(), GFP_KERNEL)?;
-        for (i, path) in cfg.log_devices().iter().enumerate() {
-            let dev = open_device(setup, &mut devts, "log", i, path)?;
+        let mut primary = cfg.primary;
+        if legs.iter().all(|l| l.dev.is_none()) {
+            return Err(reject(
+                setup,
+                c"no leg device found",
+                format_args!("no leg device exists: nothing to mirror"),
+            ));
+        }
+        if !matches!(
+            legs.get(usize::from(primary)),
+            Some(Leg { dev: Some(_), .. })
+        ) {
+            let first = legs.iter().position(|l| l.dev.is_some()).unwrap_or(0);
+            pr_warn!(
+                "{}: primary leg {} is missing: leg {} serves reads\n",
+                setup.device_name(),
+                primary,
+                first
+            );
+            primary = first as u8;
+        }
+        let mut logs = KVec::with_capacity(cfg.log_slots().len(), GFP_KERNEL)?;
+        for (i, slot) in cfg.log_slots().iter().enumerate() {
+            let dev = match slot {
+                None => None,
+                Some(path) => open_device(setup, &mut devts, "log", i, path, allow_missing)?,
+            };
             logs.push(dev, GFP_KERNEL)?;
         }
 
         let present = || legs.iter().filter_map(|l| l.dev.as_ref());
+        let present_logs = || logs.iter().flatten();
         setup.set_max_io_len(cfg.region_size.min(MAX_IO_SECTORS) as u32)?;
         setup.set_num_flush_bios(1);
         // Discards and write-zeroes are passed on only when every present leg supports them.
@@ -904,6 +945,7 @@ impl Target for RtMirror {
         let nr_regions = len.div_ceil(cfg.region_size);
         let log_bytes = log_format::log_bytes_needed(nr_regions);
         for (i, log) in logs.iter().enumerate() {
+            let Some(log) = log else { continue };
             if log.nr_sectors() << 9 < log_bytes {
                 return Err(reject(
                     setup,
@@ -939,11 +981,12 @@ impl Target for RtMirror {
             region::block_map_words(nr_regions),
         )?;
         pr_info!(
-            "{}: {} legs ({} present), {} log devices, region size {} sectors, {} regions\n",
+            "{}: {} legs ({} present), {} log devices ({} present), region size {} sectors, {} regions\n",
             name.to_str().unwrap_or("?"),
             cfg.leg_slots().len(),
             present().count(),
             logs.len(),
+            present_logs().count(),
             cfg.region_size,
             nr_regions
         );
@@ -958,7 +1001,10 @@ impl Target for RtMirror {
             tracks: KVec::with_capacity(legs.len() + logs.len(), GFP_KERNEL)?,
             globals,
         };
-        for dev in Iterator::chain(legs.iter().map(|l| l.dev.as_ref()), logs.iter().map(Some)) {
+        for dev in Iterator::chain(
+            legs.iter().map(|l| l.dev.as_ref()),
+            logs.iter().map(Option::as_ref),
+        ) {
             let t = match dev {
                 Some(d) => Some(globals.track_for(d)?),
                 None => None,
@@ -985,11 +1031,12 @@ impl Target for RtMirror {
             region_size: cfg.region_size,
             nr_regions,
             io_timeout_ms: Atomic::new(cfg.io_timeout_ms),
-            primary: Atomic::new(u32::from(cfg.primary)),
+            primary: Atomic::new(u32::from(primary)),
             primary_explicit: Atomic::new(cfg.primary_explicit),
             resync_kbps: Atomic::new(cfg.resync_kbps),
             nosync: cfg.nosync,
             log_uuid: cfg.log_uuid,
+            allow_missing: cfg.allow_missing,
             untrusted: Atomic::new(false),
             log_upgrade: Atomic::new(false),
             logical_block_size,
@@ -1133,7 +1180,7 @@ impl RtMirror {
             nr_legs: self.legs.len() as u8,
             legs: [None; MAX_LEGS],
             nr_logs: self.logs.len() as u8,
-            logs: [""; MAX_LOGS],
+            logs: [None; MAX_LOGS],
             region_size: self.region_size,
             io_timeout_ms: self.io_timeout_ms.load(Relaxed),
             primary: self.primary.load(Relaxed) as u8,
@@ -1141,12 +1188,13 @@ impl RtMirror {
             resync_kbps: self.resync_kbps.load(Relaxed),
             nosync: self.nosync,
             log_uuid: self.log_uuid,
+            allow_missing: self.allow_missing,
         };
         for (slot, leg) in cfg.legs.iter_mut().zip(self.legs.iter()) {
             *slot = leg.dev.as_ref().map(|d| d.name().to_str().unwrap_or("?"));
         }
         for (slot, log) in cfg.logs.iter_mut().zip(self.logs.iter()) {
-            *slot = log.name().to_str().unwrap_or("?");
+            *slot = log.as_ref().map(|d| d.name().to_str().unwrap_or("?"));
         }
         table::format_table(&cfg, out)
     }
@@ -1154,18 +1202,32 @@ impl RtMirror {
 
 /// Opens leg or log device number `i` of the table; rejects the table if it cannot be opened
 /// or is a device already used (under another name, too), whose numbers are in `devts`.
+/// With `allow_missing`, a device that does not exist is `None` (absent) instead.
 fn open_device(
     setup: &mut TargetSetup<'_>,
     devts: &mut KVec<u32>,
     kind: &str,
     i: usize,
     path: &str,
-) -> Result<DmDev> {
+    allow_missing: bool,
+) -> Result<Option<DmDev>> {
     let cpath = CString::try_from_fmt(fmt!("{}", path))?;
     // SAFETY: The device ends up in the target (`Leg::dev`, `RtMirror::logs`) or is dropped
     // when the constructor fails.
     let dev = match unsafe { setup.get_device(&cpath) } {
         Ok(d) => d,
+        // No such device (a storage subsystem gone at boot): absent, not a bad table.
+        Err(e) if allow_missing && [ENODEV, ENXIO, ENOENT].contains(&e) => {
+            pr_warn!(
+                "{}: {} {} '{}' does not exist (error {}): taken as absent (allow_missing)\n",
+                setup.device_name(),
+                kind,
+                i,
+                path,
+                e.to_errno()
+            );
+            return Ok(None);
+        }
         Err(e) => {
             let _ = reject(
                 setup,
@@ -1192,5 +1254,5 @@ fn open_device(
         ));
     }
     devts.push(dev.devt(), GFP_KERNEL)?;
-    Ok(dev)
+    Ok(Some(dev))
 }

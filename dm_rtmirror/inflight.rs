@@ -463,7 +463,7 @@ impl RtMirror {
     pub(crate) fn dev_bdev(&self, dev: usize) -> Option<*mut bindings::block_device> {
         match dev.checked_sub(self.legs.len()) {
             None => self.legs.get(dev)?.dev.as_ref().map(|d| d.bdev()),
-            Some(i) => self.logs.get(i).map(|d| d.bdev()),
+            Some(i) => self.logs.get(i)?.as_ref().map(|d| d.bdev()),
         }
     }
 

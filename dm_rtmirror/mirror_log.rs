@@ -143,8 +143,11 @@ impl RtMirror {
     /// Reads log copy `i` into `image`, in pieces the page buffer holds; an error if it
     /// cannot be read (the copy has failed).
     fn read_copy(&self, i: usize, bufs: &mut LogBuffers, image: &mut [u8]) -> Result {
-        if i >= self.logs.len() {
-            return Err(EINVAL);
+        match self.logs.get(i) {
+            None => return Err(EINVAL),
+            // Absent at activation: the copy has failed.
+            Some(None) => return Err(ENODEV),
+            Some(Some(_)) => {}
         }
         let mut off = 0;
         while off < image.len() {
@@ -452,7 +455,13 @@ impl RtMirror {
     /// runs of contiguous blocks, then each copy's header slot. Every bio is FUA and the
     /// first one of each copy also flushes. Returns the copies all of whose bios succeeded.
     fn write_blocks(&self, bufs: &mut LogBuffers, w: &LogWrite) -> Result<u8, WriteErr> {
-        let present = (1u8 << self.logs.len().min(MAX_LOGS)) - 1;
+        let present = self
+            .logs
+            .iter()
+            .take(MAX_LOGS)
+            .enumerate()
+            .filter(|(_, d)| d.is_some())
+            .fold(0u8, |m, (i, _)| m | 1 << i);
         let mask = w.copies & present;
         if self.log_upgrade.load(Relaxed) {
             // A version 1 copy has one header: upgrade the copies one after the other, so a

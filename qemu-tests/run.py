@@ -7,7 +7,9 @@ reported (@@RESULT/@@FAIL), the console for kernel warnings, and the backing
 files and backend counters directly.
 
 usage: run.py --arch x86_64 --kernel bzImage --initrd initramfs.cpio.gz [--only a,b] [--keep]
-              [--seed N]
+              [--seed N] [--builtin]
+--builtin: the kernel has the target built in; the scenarios that unload the module are left
+out and those that need the built-in target run.
 Ends with a line "N passed, N failed".
 
 Power cuts (POWERCUT below): the backends of those scenarios run with a volatile write cache;
@@ -21,13 +23,14 @@ import os
 import random
 import re
 import shutil
-import struct
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import FaultDisk, Guest, parse_stats, stop_all  # noqa: E402
+from harness.log_decode import decode_log  # noqa: E402
+from root_boot import ROOT_SCENARIOS, run_root  # noqa: E402
 
 MiB = 1 << 20
 
@@ -44,102 +47,6 @@ def files_identical(a, b):
                 return False
             if not x:
                 return True
-
-
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    t = CRC32C_TABLE
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def decode_log_v1(data):
-    """A log copy in format v1 (docs/log-format.md): dict(version, generation, nr_regions,
-    legs, dirty=[regions]) if valid; dict(version, error) if not (torn, corrupt, or another
-    version, which this decoder does not know)."""
-    if data[:8] != b"RTMIRLOG":
-        return dict(version=None, error="no magic")
-    version, hlen = struct.unpack_from("<II", data, 8)
-    if version != 1:
-        return dict(version=version, error="version %d not decoded" % version)
-    gen, _, nr = struct.unpack_from("<QQQ", data, 32)
-    if hlen != 4096 or not 1 <= nr <= 1 << 32:
-        return dict(version=1, error="bad header")
-    total = 4096 + -(-((nr + 7) // 8) // 4096) * 4096
-    copy = bytearray(data[:total])
-    if len(copy) < total:
-        return dict(version=1, error="short")
-    (stored,) = struct.unpack_from("<I", copy, 60)
-    copy[60:64] = bytes(4)
-    if crc32c(copy) != stored:
-        return dict(version=1, generation=gen, error="checksum mismatch (torn or corrupt)")
-    legs = copy[64:64 + copy[56]].decode(errors="replace")
-    dirty = [r for r in range(nr) if copy[4096 + r // 8] >> (r % 8) & 1]
-    return dict(version=1, generation=gen, nr_regions=nr, legs=legs, dirty=dirty)
-
-
-BLOCK_REGIONS_V2 = 32256
-
-
-def decode_log_v2(data):
-    """A log copy in format v2 (docs/log-format.md): the newest valid header slot and the
-    bitmap blocks; a block that fails its check counts as all of its regions dirty (as the
-    kernel reads it). dict(version, generation, nr_regions, legs, dirty=[regions]) if a header
-    slot is valid, dict(version, error) if not."""
-    best = None
-    for slot in (0, 1):
-        blk = bytearray(data[slot * 4096:(slot + 1) * 4096])
-        if len(blk) < 4096 or blk[:8] != b"RTMIRLOG":
-            continue
-        version, hlen = struct.unpack_from("<II", blk, 8)
-        if version != 2 or hlen != 4096:
-            continue
-        (stored,) = struct.unpack_from("<I", blk, 60)
-        blk[60:64] = bytes(4)
-        if crc32c(blk) != stored:
-            continue
-        gen, _, nr = struct.unpack_from("<QQQ", blk, 32)
-        if best is None or gen > best[0]:
-            best = (gen, nr, blk[64:64 + blk[56]].decode(errors="replace"), bytes(blk[16:32]))
-    if best is None:
-        return dict(version=2, error="no valid header slot (torn, corrupt or blank)")
-    gen, nr, legs, uuid = best
-    dirty = []
-    for b in range(-(-nr // BLOCK_REGIONS_V2)):
-        blk = bytearray(data[(2 + b) * 4096:(3 + b) * 4096])
-        first = b * BLOCK_REGIONS_V2
-        count = min(BLOCK_REGIONS_V2, nr - first)
-        ok = len(blk) == 4096 and blk[:8] == b"RTMIRBLK"
-        if ok:
-            (idx, stored) = struct.unpack_from("<II", blk, 8)
-            blk[12:16] = bytes(4)
-            ok = idx == b and crc32c(blk) == stored and bytes(blk[24:40]) == uuid
-        if not ok:
-            dirty += range(first, first + count)
-            continue
-        dirty += [first + r for r in range(count) if blk[64 + r // 8] >> (r % 8) & 1]
-    return dict(version=2, generation=gen, nr_regions=nr, legs=legs, dirty=dirty)
-
-
-def decode_log(data):
-    """A log copy in either format."""
-    if data[:8] == b"RTMIRLOG" and struct.unpack_from("<I", data, 8)[0] == 1:
-        return decode_log_v1(data)
-    return decode_log_v2(data)
 
 
 def log_state(disk):
@@ -542,9 +449,13 @@ SCENARIOS = {
     "timeout_cost": ([64, 64, 1, 1], check_timeout_cost, ()),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
     "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
-    # Needs a kernel built with CONFIG_DM_RTMIRROR=y; run only when asked for (--only).
-    "builtin_target": ([64, 64], check_pattern, ()),
+    # Kernel kind: runs only on a kernel with CONFIG_DM_RTMIRROR=y (--builtin).
+    "builtin_target": ([64, 64], check_pattern, ALL),
 }
+# Scenarios that load and unload the module: not on a kernel with the target built in.
+MODULE_ONLY = {"remove_unload"}
+# Scenarios that need the target built into the kernel.
+BUILTIN_ONLY = {"builtin_target"}
 
 # Scenarios of several boots on the same disks: (disk sizes in MiB, guest scripts per boot,
 # host check on the list of results, architectures, host action before each later boot).
@@ -627,6 +538,13 @@ def boot(args, disks, work, script, errors, expect_kill=False):
 
 
 def run_one(name, args, root, seed):
+    if name in ROOT_SCENARIOS:
+        work = os.path.join(root, name)
+        os.makedirs(work, exist_ok=True)
+        errors, notes = run_root(name, args, work, seed, power_cut_backends)
+        for n in notes:
+            print("    " + n)
+        return errors, None
     if name in PHASED:
         sizes, scripts, check, _, between = PHASED[name]
     else:
@@ -676,6 +594,11 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--builtin", action="store_true",
+                    help="the kernel has rtmirror built in (CONFIG_DM_RTMIRROR=y), no module")
+    ap.add_argument("--rootfs", default="",
+                    help="ext4 image of the guest tree (build-initramfs.sh): with --builtin, "
+                         "the root-on-rtmirror boots run")
     ap.add_argument("--label", default="", help="name printed before each scenario (default: arch)")
     ap.add_argument("--seed", type=int, default=None,
                     help="seed of the power cuts' cache losses (default: random, printed)")
@@ -684,8 +607,14 @@ def main():
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1000000)
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]
     names += [n for n in PHASED if args.arch in PHASED[n][3]]
+    if args.builtin and args.rootfs:
+        names += [n for n in ROOT_SCENARIOS if args.arch in ROOT_SCENARIOS[n][1]]
     if args.only:
-        names = [n for n in args.only.split(",") if n in SCENARIOS or n in PHASED]
+        names = [n for n in args.only.split(",")
+                 if n in SCENARIOS or n in PHASED or n in ROOT_SCENARIOS]
+    if not (args.builtin and args.rootfs):
+        names = [n for n in names if n not in ROOT_SCENARIOS]
+    names = [n for n in names if n not in (BUILTIN_ONLY if not args.builtin else MODULE_ONLY)]
     root = tempfile.mkdtemp(prefix="rtmirror-%s-" % args.arch)
     passed = failed = 0
     for name in names:
@@ -695,7 +624,7 @@ def main():
         except Exception as e:  # a harness failure is a test failure, not a crash
             errors, res = ["harness: %r" % e], None
         dt = time.time() - t0
-        seeded = " seed %d" % seed if name in POWERCUT else ""
+        seeded = " seed %d" % seed if name in POWERCUT or name == "root_powercut" else ""
         if errors:
             failed += 1
             print("FAIL %s/%s (%.0fs)%s" % (label, name, dt, seeded))

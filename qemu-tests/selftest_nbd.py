@@ -34,8 +34,8 @@ def url(d):
     return "nbd+unix:///?socket=%s" % d.socket
 
 
-def qio(d, *cmds, timeout=60, image_opts=False):
-    args = ["qemu-io"]
+def qio(d, *cmds, timeout=60, image_opts=False, read_only=False):
+    args = ["qemu-io"] + (["-r"] if read_only else [])
     if image_opts:
         args += ["--image-opts"]
     else:
@@ -373,6 +373,27 @@ def main():
                       "read -P 0x77 65536 4096")
         check("error off -> write works", qio_ok(rc, out) and
               d.read_backing(65536, 4096) == b"\x77" * 4096, out)
+
+        # --- faults restricted to a byte range
+        d.fault_range(1 << 20, 2 << 20)
+        d.error("all")
+        rc, out = qio(d, "read 0 4096")
+        check("range: error all spares a read before the range", qio_ok(rc, out), out)
+        rc, out = qio(d, "read 1044480 8192")
+        check("range: a read overlapping the range fails",
+              "Input/output error" in out, out)
+        rc, out = qio(d, "write -P 0x66 2097152 4096")
+        check("range: a write after the range goes through", qio_ok(rc, out) and
+              d.read_backing(2097152, 4096) == b"\x66" * 4096, out)
+        d.hang("all")
+        d.error("off")
+        # Read-only: a read-write qemu-io flushes at exit, and FLUSH (no range) is held.
+        rc, out = qio(d, "read 0 4096", timeout=20, read_only=True)
+        check("range: hang all spares a read before the range", qio_ok(rc, out), out)
+        d.fault_range()
+        d.heal()
+        rc, out = qio(d, "read 1048576 4096")
+        check("range all: faults off again, the read goes through", qio_ok(rc, out), out)
 
         # --- bad control command
         try:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build the guest initramfs for one architecture: busybox, dmsetup with its libraries, the
 # rtmirror module and the guest side of the scenarios (qemu-tests/guest/).
-# usage: build-initramfs.sh <x86_64|s390x> <kernel build dir> <output.cpio.gz>
+# usage: build-initramfs.sh <x86_64|s390x> <kernel build dir> <output.cpio.gz> [<rootfs.ext4>]
+# With a fourth argument, the same tree is also written as an ext4 image (64 MiB): the root file
+# system of the root-on-rtmirror boots (qemu-tests/run.py, docs/boot.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/lib.sh"
-arch=${1:?arch}; kbuild=${2:?kernel build dir}; out=${3:?output}
+arch=${1:?arch}; kbuild=${2:?kernel build dir}; out=${3:?output}; rootfs=${4:-}
 
 root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,lib,lib64,etc,scenarios,modules}
@@ -42,3 +44,8 @@ cp "$here/qemu-tests/guest/init" "$root/init"
 chmod +x "$root/init" "$root"/scenarios/*.sh
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
 mv "$out.tmp" "$out"
+if [ -n "$rootfs" ]; then
+	rm -f "$rootfs.tmp"
+	mkfs.ext4 -q -F -L rtmroot -E root_owner=0:0 -d "$root" "$rootfs.tmp" 64M
+	mv "$rootfs.tmp" "$rootfs"
+fi

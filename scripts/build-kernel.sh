@@ -6,9 +6,11 @@
 # usage: build-kernel.sh <x86_64|s390x> [module|builtin|debug]
 #   module  (default): CONFIG_DM_RTMIRROR=n in the kernel, rtmirror built out of tree (Kbuild)
 #   builtin: CONFIG_DM_RTMIRROR=y, rtmirror compiled into the kernel image
-#   debug:   like module, plus lock, atomic-sleep, list, object and memory checking
-#            (qemu-tests/kconfig/<arch>-debug.config)
-# Prints the build directory on the last line of stdout.
+#   debug:   like module, plus lock, atomic-sleep, list, object and memory checking and KASAN
+#            (qemu-tests/kconfig/<arch>-debug.config), built with clang (LLVM=-19): with
+#            CONFIG_RUST, KASAN needs a clang-built kernel
+# Prints the build directory on the last line of stdout; the kernel image built from this
+# checkout is <dir>/image-<checkout key> (the build tree is shared with other checkouts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/lib.sh"
@@ -40,13 +42,17 @@ apply_rust_abstractions "$src"
 
 extra=$(mktemp); trap 'rm -f "$extra"' EXIT
 if [ "$mode" = builtin ]; then echo CONFIG_DM_RTMIRROR=y >"$extra"; else echo "# CONFIG_DM_RTMIRROR is not set" >"$extra"; fi
-key=$(cat "${fragments[@]}" "$extra" | sha256sum | cut -c1-12)
+key=$( (cat "${fragments[@]}" "$extra"; if [ "$mode" = debug ]; then echo clang-19; fi) | sha256sum | cut -c1-12)
 out="$RTMIRROR_CACHE/build/$(basename "$src")-$arch-$mode-$key"
 mkdir -p "$out"
 
+if [ "$mode" = debug ]; then
+	toolchain=(LLVM=-19 CC="ccache clang-19" HOSTCC=clang-19)
+else
+	toolchain=(${cross:+CROSS_COMPILE=$cross} CC="ccache ${cross}gcc")
+fi
 kmake() {
-	make -C "$src" O="$out" ARCH="$karch" ${cross:+CROSS_COMPILE=$cross} \
-		CC="ccache ${cross}gcc" \
+	make -C "$src" O="$out" ARCH="$karch" "${toolchain[@]}" \
 		RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=/usr/local/bin/bindgen \
 		CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver \
 		-j"$(( $(nproc) + 1 ))" "$@"
@@ -72,12 +78,14 @@ if ! kmake "$(basename "$image")" modules >"$out/build.log" 2>&1; then
 	die "kernel build failed; full log in $out/build.log"
 fi
 # Our Rust (abstractions and target) must build without rustc or clippy warnings.
-ours='--> .*(rust/kernel/(device_mapper|random|block/bio)\.rs|dm_rtmirror/)'
+ours='--> .*(rust/kernel/(device_mapper|random|crc32|block/bio)\.rs|dm_rtmirror/)'
 if grep -A3 -E '^(warning|error)' "$out/build.log" | grep -qE -e "$ours"; then
 	grep -B2 -A12 -E '^warning' "$out/build.log" >&2
 	die "warnings in our Rust code (see above)"
 fi
 [ -e "$out/$image" ] || die "kernel image $out/$image missing"
+# Another checkout may rebuild this tree while our scenarios boot: they use their own copy.
+cp "$out/$image" "$out/image-$(checkout_key).new" && mv "$out/image-$(checkout_key).new" "$out/image-$(checkout_key)"
 
 if [ "$mode" != builtin ]; then
 	log "building rtmirror module for $arch"

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The main job (README): install, build the x86_64 guest kernel and rtmirror, boot the guest,
-# create a mirror over two disks whose backends the host controls, make one leg's storage fail
-# every write, and show the mirror carrying on. Prints the guest console.
+# The main job (README): install, build the x86_64 guest kernel with rtmirror built in, boot the
+# guest, create a mirror over two disks whose backends the host controls, make one leg's storage
+# fail every write, and show the mirror carrying on. Prints the guest console.
+#   --degraded-root   instead: boot from a root file system on rtmirror while one storage
+#                     subsystem hangs, run degraded, release it, resync (docs/boot.md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 . scripts/lib.sh
+scenario=leg_error
+case ${1:-} in
+"") ;;
+--degraded-root) scenario=root_hang ;;
+*) die "usage: demo.sh [--degraded-root]" ;;
+esac
 bash scripts/install-deps.sh
-out=$(bash scripts/build-kernel.sh x86_64 | tail -n 1)
-bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz"
-python3 qemu-tests/run.py --arch x86_64 --kernel "$out/arch/x86/boot/bzImage" \
-	--initrd "$out/initramfs-$(checkout_key).cpio.gz" --only leg_error --verbose
+out=$(bash scripts/build-kernel.sh x86_64 builtin | tail -n 1)
+bash scripts/build-initramfs.sh x86_64 "$out" "$out/initramfs-$(checkout_key).cpio.gz" "$out/rootfs-$(checkout_key).ext4"
+python3 qemu-tests/run.py --arch x86_64 --builtin --kernel "$out/image-$(checkout_key)" \
+	--initrd "$out/initramfs-$(checkout_key).cpio.gz" --rootfs "$out/rootfs-$(checkout_key).ext4" \
+	--only "$scenario" --verbose

@@ -60,6 +60,8 @@ apply_rust_abstractions() {
 	add_line_once "$tree/rust/kernel/alloc.rs" '    /// Like [`GFP_KERNEL`], but reclaim does not start I/O (for the block I/O path).' '^    pub const GFP_NOWAIT: Flags'
 	add_line_once "$tree/rust/kernel/lib.rs" 'pub mod random;' '^pub mod pwm;$'
 	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/random.h>' '^#include <linux/bio.h>$'
+	add_line_once "$tree/rust/kernel/lib.rs" 'pub mod crc32;' '^pub mod cred;$'
+	add_line_once "$tree/rust/bindings/bindings_helper.h" '#include <linux/crc32.h>' '^#include <linux/random.h>$'
 	# In-tree build of the target (CONFIG_DM_RTMIRROR), for root-on-rtmirror kernels.
 	local dst="$tree/drivers/md/rtmirror"
 	while IFS= read -r f; do

@@ -133,3 +133,28 @@ wait_leg_state() { # <dev> <leg> <letter> <max seconds>
 resync_bytes_of() { dmesg | grep "resync done" | tail -n 1 | sed -n 's/.*regions copied, \([0-9]*\) bytes.*/\1/p'; }
 resync_regions_of() { dmesg | grep "resync done" | tail -n 1 | sed -n 's/.*done: \([0-9]*\) regions copied.*/\1/p'; }
 timeout_ms_arg() { sed -n 's/.*rtm\.timeout=\([0-9]*\).*/\1/p' /proc/cmdline; }
+
+# Root on rtmirror (root_* scenarios): the mirror is "root", created by dm-mod.create=.
+root_clean_shutdown() { touch /tmp/clean-shutdown; }
+# Write <n> files of 256 KiB random data under /data with prefix <tag>, fsync each, and report
+# each file's md5 as "@@RESULT file_<tag><i> <md5>" (the host reads them back from the legs).
+root_write_files() { # <tag> <n>
+	local i=0 f
+	mkdir -p /data
+	while [ $i -lt $2 ]; do
+		f=/data/$1$i
+		dd if=/dev/urandom of=$f bs=65536 count=4 conv=fsync 2>/dev/null || { fail "write $f"; return 1; }
+		result "file_$1$i" "$(md5sum <$f | cut -d' ' -f1)"
+		i=$((i + 1))
+	done
+	sync
+}
+# Every file this boot finds under /data, with its md5, as "@@RESULT seen_<name> <md5>".
+root_report_files() {
+	local f
+	for f in /data/*; do
+		[ -e "$f" ] || continue
+		result "seen_${f##*/}" "$(md5sum <$f | cut -d' ' -f1)"
+	done
+}
+root_is_rw() { grep -q '^/dev/root / ext4 rw\|^/dev/dm-0 / ext4 rw' /proc/mounts; }

@@ -2,7 +2,7 @@
 # Scenario 3: leg 1 hangs for good. It becomes Degraded, the writer goes on; with the hung I/O
 # still held the device is suspended, resumed, reloaded and removed. Then the host releases
 # the held I/O: the late completions must cause no error and no kernel warning, and the module
-# then unloads at once (nothing given up is left in flight).
+# (when it is one) then unloads at once (nothing given up is left in flight).
 . /scenarios/lib.sh
 load_rtmirror
 args="2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 4 region_size 1024 io_timeout_ms 1000"
@@ -30,7 +30,11 @@ host release 1
 sleep 3
 host stats 1
 result leg1_stats "$HOST_REPLY"
-# Every given-up bio came back: the module unloads without waiting.
-expect "unload after the held I/O completed" rmmod dm_rtmirror
-dmesg | grep -q "unload waits" && fail "unload had to wait for given-up I/O"
+# Every given-up bio came back: the module unloads without waiting (a kernel with the target
+# built in has nothing to unload; the module kernels run this step).
+if grep -q '^dm_rtmirror ' /proc/modules; then
+	expect "unload after the held I/O completed" rmmod dm_rtmirror
+	dmesg | grep -q "unload waits" && fail "unload had to wait for given-up I/O"
+	result unloaded yes
+fi
 kernel_log_clean

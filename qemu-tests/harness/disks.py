@@ -146,6 +146,13 @@ class FaultDisk:
         flush (FLUSH only)"""
         return self.command("hang %s" % kind)
 
+    def fault_range(self, lo=None, hi=None):
+        """Restrict error and hang to requests overlapping bytes [lo, hi)
+        (and FLUSH); no arguments: every request again."""
+        if lo is None:
+            return self.command("range all")
+        return self.command("range %d %d" % (int(lo), int(hi)))
+
     def apply_partial(self, nbytes):
         """Write the first nbytes of every held write to the backing file
         (durably); the requests stay held. Returns how many were torn."""

@@ -85,7 +85,8 @@ class Guest:
         """
         arch      "x86_64" or "s390x"
         disks     list of FaultDisk (or anything with .socket and .name);
-                  guest sees them as /dev/vda, vdb, ... in this order
+                  guest sees them as /dev/vda, vdb, ... in this order; None
+                  is a disk not attached (its slot stays empty)
         handler   callable(words: list[str]) -> str | None; None falls back
                   to the default handler.  It may call guest.kill().
         workdir   where console log (<name>.console.log) is written
@@ -113,8 +114,8 @@ class Guest:
         self.console_mode = console_mode
         self.done_grace_s = done_grace_s
         if workdir is None:
-            workdir = getattr(self.disks[0], "workdir", None) \
-                if self.disks else None
+            present = [d for d in self.disks if d is not None]
+            workdir = getattr(present[0], "workdir", None) if present else None
         self.workdir = os.path.abspath(workdir or os.getcwd())
         os.makedirs(self.workdir, exist_ok=True)
         self.console_log_path = os.path.join(self.workdir,
@@ -154,6 +155,8 @@ class Guest:
             a += ["-append",
                   ("%s panic=-1 %s" % (console, self.append)).strip()]
         for i, d in enumerate(self.disks):
+            if d is None:
+                continue
             node = "d%d" % i
             a += ["-blockdev",
                   # discard=unmap: pass guest discards on to the server.
@@ -286,8 +289,8 @@ class Guest:
 
     def _disk_targets(self, spec):
         if spec == "all":
-            return list(self.disks)
-        return [self.disks[int(i)] for i in spec.split(",")]
+            return [d for d in self.disks if d is not None]
+        return [d for d in (self.disks[int(i)] for i in spec.split(",")) if d is not None]
 
     def default_handler(self, words):
         if not words:

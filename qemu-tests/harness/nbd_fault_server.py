@@ -20,6 +20,11 @@ accepts a line protocol that changes fault state at run time:
     apply-partial <bytes>      write the first <bytes> bytes of every held
                                write to the backing file, durably (a write
                                torn by a power cut); the requests stay held
+    range <from> <to> | range all
+                               error and hang apply only to requests that
+                               overlap bytes [from, to) (and to FLUSH, which
+                               has no range): e.g. a disk whose partition
+                               table reads but whose partitions hang
     delay <ms>                 per-request latency (0 = off)
     bandwidth <bytes_per_sec>  data throughput limit (0 = off)
     heal                       error off, delay 0, bandwidth 0, release
@@ -380,6 +385,7 @@ class FaultServer:
         self.error_mode = "off"
         self.hanging = False
         self.hang_kind = "all"
+        self.fault_range = None           # (from, to) or None: every request
         self.conns = set()
         self.executing = 0
         self.exec_cv = threading.Condition(self.lock)
@@ -523,13 +529,19 @@ class FaultServer:
         """Called with self.lock held."""
         if self.draining:
             return True
-        if not self.hanging:
+        if not self.hanging or not self._in_range(req):
             return False
         if self.hang_kind == "write":
             return req.cmd in DATA_WRITE_CMDS
         if self.hang_kind == "flush":
             return req.cmd == CMD_FLUSH
         return True
+
+    def _in_range(self, req):
+        r = self.fault_range
+        if r is None or req.cmd == CMD_FLUSH:
+            return True
+        return req.offset < r[1] and req.offset + req.length > r[0]
 
     def submit(self, req):
         with self.lock:
@@ -603,7 +615,7 @@ class FaultServer:
         err = 0
         payload = b""
         with self.lock:
-            mode = self.error_mode
+            mode = self.error_mode if self._in_range(req) else "off"
         is_read = cmd == CMD_READ
         is_write = cmd in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM, CMD_FLUSH)
         if cmd not in CMD_NAMES:
@@ -827,6 +839,17 @@ class FaultServer:
                     self.hanging = True
                     self.hang_kind = kind
                 return "ok hang=%s" % kind
+            if c == "range":
+                if args == ["all"]:
+                    with self.lock:
+                        self.fault_range = None
+                    return "ok range=all"
+                lo, hi = int(args[0]), int(args[1])
+                if len(args) != 2 or lo < 0 or hi <= lo:
+                    raise ValueError
+                with self.lock:
+                    self.fault_range = (lo, hi)
+                return "ok range=%d-%d" % (lo, hi)
             if c == "apply-partial":
                 nbytes = int(args[0])
                 if nbytes <= 0 or len(args) != 1:

@@ -67,8 +67,10 @@ const OFF_STALE_SINCE: usize = 72;
 const HEADER_USED: usize = OFF_STALE_SINCE + 8 * MAX_LEGS;
 
 // ---------------------------------------------------------------------------
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78)
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78). In the kernel, the CRC library's
+// crc32c() (CONFIG_CRC32, architecture-optimised); on the host, a table.
 
+#[cfg(not(CONFIG_RUST))]
 const fn crc32c_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -89,10 +91,12 @@ const fn crc32c_table() -> [u32; 256] {
     table
 }
 
+#[cfg(not(CONFIG_RUST))]
 static CRC32C_TABLE: [u32; 256] = crc32c_table();
 
 /// Continues a CRC32C computation: `crc` is the value returned for the
 /// preceding bytes (start with 0).
+#[cfg(not(CONFIG_RUST))]
 pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
     let mut c = !crc;
     for &b in data {
@@ -100,6 +104,13 @@ pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
         c = CRC32C_TABLE.get(idx).copied().unwrap_or(0) ^ (c >> 8);
     }
     !c
+}
+
+/// Continues a CRC32C computation: `crc` is the value returned for the
+/// preceding bytes (start with 0).
+#[cfg(CONFIG_RUST)]
+pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
+    !kernel::crc32::crc32c(!crc, data)
 }
 
 /// CRC32C (Castagnoli) of `data`; `crc32c(b"123456789") == 0xE306_9283`.

@@ -12,9 +12,10 @@
 //!   a device is missing at activation). At least one leg must be present
 //!   and no two present legs may name the same device: mirroring a device
 //!   onto itself would silently report redundancy that does not exist.
-//! * `#logs` is 0 to [`MAX_LOGS`]. Logs are real devices (never `-`) and
-//!   must differ from every leg and from each other, since sharing a device
-//!   between roles would corrupt either the data or the log.
+//! * `#logs` is 0 to [`MAX_LOGS`]. A log copy is a device string, or `-`
+//!   for a copy that is absent at activation (it counts as failed). Log
+//!   devices must differ from every leg and from each other, since sharing a
+//!   device between roles would corrupt either the data or the log.
 //! * `#opt_args` counts option *words* (keywords and values), like dm-raid,
 //!   so that a future kernel can skip unknown options safely and a table
 //!   with a stray word is rejected instead of being guessed at.
@@ -22,7 +23,10 @@
 //! Options, each at most once: `region_size <sectors>`,
 //! `io_timeout_ms <ms>`, `primary <leg index>`, `resync_kbps <n>`, `nosync`,
 //! `log_uuid <32 lowercase hex digits>` (binds the log to this mirror: a
-//! log copy with another uuid is never trusted; not all zero).
+//! log copy with another uuid is never trusted; not all zero),
+//! `allow_missing` (a leg or log device that does not exist when the table
+//! is loaded is taken as absent, `-`: for tables fixed in advance, such as
+//! `dm-mod.create=` at boot, when a storage subsystem may be gone).
 //!
 //! Numbers are plain decimal ASCII digits with no sign, prefix or leading
 //! zeros (except `0` itself) and must fit the target type; this keeps the
@@ -40,7 +44,7 @@ pub const MAX_LEGS: usize = 4;
 pub const MIN_LEGS: usize = 2;
 /// Maximum number of log devices.
 pub const MAX_LOGS: usize = 2;
-/// The word standing for an absent leg.
+/// The word standing for an absent leg or log copy.
 pub const ABSENT_LEG: &str = "-";
 
 /// Default region size in 512-byte sectors (4 MiB).
@@ -66,6 +70,8 @@ pub const OPT_PRIMARY: &str = "primary";
 pub const OPT_RESYNC_KBPS: &str = "resync_kbps";
 /// Option keyword `nosync` (a flag without value).
 pub const OPT_NOSYNC: &str = "nosync";
+/// Option keyword `allow_missing`.
+pub const OPT_ALLOW_MISSING: &str = "allow_missing";
 /// Option keyword `log_uuid`.
 pub const OPT_LOG_UUID: &str = "log_uuid";
 
@@ -143,8 +149,8 @@ pub struct TableConfig<'a> {
     pub legs: [Option<&'a str>; MAX_LEGS],
     /// Number of log devices (0 to [`MAX_LOGS`]).
     pub nr_logs: u8,
-    /// Log devices; unused slots are `""`.
-    pub logs: [&'a str; MAX_LOGS],
+    /// Log devices; `None` for an absent copy (`-`) and for unused slots.
+    pub logs: [Option<&'a str>; MAX_LOGS],
     /// Region size in 512-byte sectors (power of two, 8 to 2^21).
     pub region_size: u64,
     /// Per-I/O timeout in milliseconds; 0 disables it.
@@ -160,6 +166,8 @@ pub struct TableConfig<'a> {
     /// `log_uuid`: the uuid the log copies must carry (bound log), or
     /// `None` (unbound: adopt the newest matching copy's).
     pub log_uuid: Option<[u8; 16]>,
+    /// `allow_missing`: a device that does not exist is taken as absent.
+    pub allow_missing: bool,
 }
 
 impl<'a> TableConfig<'a> {
@@ -170,8 +178,8 @@ impl<'a> TableConfig<'a> {
             .unwrap_or(&self.legs)
     }
 
-    /// The log devices in use (`nr_logs` of them).
-    pub fn log_devices(&self) -> &[&'a str] {
+    /// The log copy slots in use (`nr_logs` of them).
+    pub fn log_slots(&self) -> &[Option<&'a str>] {
         self.logs
             .get(..usize::from(self.nr_logs))
             .unwrap_or(&self.logs)
@@ -186,6 +194,7 @@ impl<'a> TableConfig<'a> {
             (self.resync_kbps != DEFAULT_RESYNC_KBPS, 2),
             (self.nosync, 1),
             (self.log_uuid.is_some(), 2),
+            (self.allow_missing, 1),
         ]
         .iter()
         .filter(|(emitted, _)| *emitted)
@@ -225,11 +234,6 @@ pub enum TableError<'a> {
         expected: u8,
         /// Log words actually present.
         found: usize,
-    },
-    /// A log was given as `-`; logs cannot be absent.
-    AbsentLog {
-        /// Index of the log slot.
-        index: u8,
     },
     /// Arguments end before `#opt_args`.
     MissingOptCount,
@@ -297,7 +301,6 @@ impl TableError<'_> {
             Self::MissingLogCount => c"missing log count",
             Self::BadLogCount(_) => c"log count must be 0 to 2",
             Self::MissingLogs { .. } => c"fewer logs than the log count",
-            Self::AbsentLog { .. } => c"a log device cannot be '-'",
             Self::MissingOptCount => c"missing optional argument count",
             Self::BadOptCount(_) => c"invalid optional argument count",
             Self::OptCountMismatch { .. } => c"fewer optional arguments than announced",
@@ -357,7 +360,6 @@ impl fmt::Display for TableError<'_> {
             Self::MissingLogs { expected, found } => {
                 write!(f, "expected {expected} logs, found only {found}")
             }
-            Self::AbsentLog { index } => write!(f, "log {index} is '-': logs cannot be absent"),
             Self::MissingOptCount => f.write_str("missing optional argument count after the logs"),
             Self::BadOptCount(w) => {
                 write!(f, "optional argument count '{w}' is not a decimal number")
@@ -461,20 +463,19 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
         expected: nr_logs,
         found: rest.len(),
     })?;
-    let mut logs: [&'a str; MAX_LOGS] = [""; MAX_LOGS];
-    // (0u8..) is zipped with at most MAX_LOGS slots, so it never wraps.
-    for (index, (slot, &w)) in (0u8..).zip(logs.iter_mut().zip(log_words)) {
+    let mut logs: [Option<&'a str>; MAX_LOGS] = [None; MAX_LOGS];
+    for (index, (slot, &w)) in logs.iter_mut().zip(log_words).enumerate() {
         if w == ABSENT_LEG {
-            return Err(TableError::AbsentLog { index });
+            continue;
         }
         if !valid_device(w) {
             return Err(TableError::InvalidDevice(w));
         }
-        let earlier = log_words.get(..usize::from(index)).unwrap_or(&[]);
+        let earlier = log_words.get(..index).unwrap_or(&[]);
         if legs.contains(&Some(w)) || earlier.contains(&w) {
             return Err(TableError::DuplicateDevice(w));
         }
-        *slot = w;
+        *slot = Some(w);
     }
 
     // Optional arguments.
@@ -508,6 +509,7 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
         resync_kbps: DEFAULT_RESYNC_KBPS,
         nosync: false,
         log_uuid: None,
+        allow_missing: false,
     };
     let mut seen_region = false;
     let mut seen_uuid = false;
@@ -528,6 +530,13 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
                     return Err(TableError::DuplicateOption(kw));
                 }
                 cfg.nosync = true;
+                continue;
+            }
+            OPT_ALLOW_MISSING => {
+                if cfg.allow_missing {
+                    return Err(TableError::DuplicateOption(kw));
+                }
+                cfg.allow_missing = true;
                 continue;
             }
             _ => return Err(TableError::UnknownOption(kw)),
@@ -592,7 +601,7 @@ pub fn parse_table<'a>(args: &[&'a str]) -> Result<TableConfig<'a>, TableError<'
 /// Absent legs are written as `-`. Options are emitted only when they
 /// differ from the default (`primary` only when it was explicit), always in
 /// the order `region_size`, `io_timeout_ms`, `primary`, `resync_kbps`,
-/// `nosync`, `log_uuid`. Words are separated by single spaces with no trailing space.
+/// `nosync`, `log_uuid`, `allow_missing`. Words are separated by single spaces with no trailing space.
 /// Only the strings stored in `cfg` are used, so the kernel can pass a copy
 /// whose device strings are `major:minor` names.
 pub fn format_table(cfg: &TableConfig<'_>, w: &mut impl fmt::Write) -> fmt::Result {
@@ -602,9 +611,9 @@ pub fn format_table(cfg: &TableConfig<'_>, w: &mut impl fmt::Write) -> fmt::Resu
         w.write_str(leg.unwrap_or(ABSENT_LEG))?;
     }
     write!(w, " {}", cfg.nr_logs)?;
-    for log in cfg.log_devices() {
+    for log in cfg.log_slots() {
         w.write_char(' ')?;
-        w.write_str(log)?;
+        w.write_str(log.unwrap_or(ABSENT_LEG))?;
     }
     write!(w, " {}", cfg.opt_word_count())?;
     if cfg.region_size != DEFAULT_REGION_SIZE {
@@ -627,6 +636,9 @@ pub fn format_table(cfg: &TableConfig<'_>, w: &mut impl fmt::Write) -> fmt::Resu
         for b in u {
             write!(w, "{b:02x}")?;
         }
+    }
+    if cfg.allow_missing {
+        write!(w, " {OPT_ALLOW_MISSING}")?;
     }
     Ok(())
 }

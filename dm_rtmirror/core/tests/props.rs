@@ -20,6 +20,7 @@ struct Owned {
     resync_kbps: u32,
     nosync: bool,
     log_uuid: Option<[u8; 16]>,
+    allow_missing: bool,
 }
 
 impl Owned {
@@ -40,9 +41,11 @@ impl Owned {
         } else {
             present[0]
         };
-        let mut logs = [""; MAX_LOGS];
+        let mut logs = [None; MAX_LOGS];
         for (i, log) in logs.iter_mut().enumerate().take(usize::from(self.nr_logs)) {
-            *log = self.names[MAX_LEGS + i].as_str();
+            if self.present[MAX_LEGS + i] {
+                *log = Some(self.names[MAX_LEGS + i].as_str());
+            }
         }
         TableConfig {
             nr_legs: self.nr_legs,
@@ -56,6 +59,7 @@ impl Owned {
             resync_kbps: self.resync_kbps,
             nosync: self.nosync,
             log_uuid: self.log_uuid,
+            allow_missing: self.allow_missing,
         }
     }
 }
@@ -68,7 +72,7 @@ fn owned() -> impl Strategy<Value = Owned> {
     (
         2u8..=4,
         prop::collection::hash_set(device_name(), MAX_LEGS + MAX_LOGS),
-        prop::collection::vec(any::<bool>(), MAX_LEGS),
+        prop::collection::vec(any::<bool>(), MAX_LEGS + MAX_LOGS),
         0u8..=2,
         3u32..=21,
         prop_oneof![Just(0u32), 0u32..=MAX_IO_TIMEOUT_MS],
@@ -77,9 +81,10 @@ fn owned() -> impl Strategy<Value = Owned> {
         prop_oneof![Just(0u32), any::<u32>()],
         any::<bool>(),
         prop::option::of(any::<[u8; 16]>().prop_filter("not zero", |u| *u != [0; 16])),
+        any::<bool>(),
     )
         .prop_map(
-            |(nr_legs, names, mut present, nr_logs, rs, to, pp, pe, rk, ns, lu)| {
+            |(nr_legs, names, mut present, nr_logs, rs, to, pp, pe, rk, ns, lu, am)| {
                 if !present.iter().take(usize::from(nr_legs)).any(|&p| p) {
                     present[0] = true;
                 }
@@ -95,6 +100,7 @@ fn owned() -> impl Strategy<Value = Owned> {
                     resync_kbps: rk,
                     nosync: ns,
                     log_uuid: lu,
+                    allow_missing: am,
                 }
             },
         )
@@ -180,6 +186,9 @@ proptest! {
             let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
             opts.push(vec!["log_uuid".into(), hex]);
         }
+        if cfg.allow_missing {
+            opts.push(vec!["allow_missing".into()]);
+        }
         // Deterministic shuffle driven by the seed.
         let mut s = seed;
         for i in (1..opts.len()).rev() {
@@ -188,7 +197,8 @@ proptest! {
         }
         let flat: Vec<String> = opts.into_iter().flatten().collect();
         let mut line = fmt_table(&TableConfig { region_size: DEFAULT_REGION_SIZE, io_timeout_ms: 0,
-            primary_explicit: false, resync_kbps: 0, nosync: false, log_uuid: None, ..cfg });
+            primary_explicit: false, resync_kbps: 0, nosync: false, log_uuid: None,
+            allow_missing: false, ..cfg });
         // Replace the trailing "0" option count.
         line.truncate(line.len() - 1);
         line.push_str(&flat.len().to_string());

@@ -43,7 +43,8 @@ fn minimal_defaults() {
     assert_eq!(cfg.nr_legs, 2);
     assert_eq!(cfg.legs, [Some("/dev/a"), Some("/dev/b"), None, None]);
     assert_eq!(cfg.nr_logs, 0);
-    assert_eq!(cfg.logs, ["", ""]);
+    assert_eq!(cfg.logs, [None, None]);
+    assert!(!cfg.allow_missing);
     assert_eq!(cfg.region_size, 8192);
     assert_eq!(cfg.io_timeout_ms, 0);
     assert_eq!(cfg.primary, 0);
@@ -70,7 +71,7 @@ fn full_table_and_canonical_order() {
     let cfg = parse_table(&w).unwrap();
     assert_eq!(cfg.nr_legs, 4);
     assert_eq!(cfg.legs, [Some("8:0"), None, Some("8:32"), Some("8:48")]);
-    assert_eq!(cfg.logs, ["8:64", "8:80"]);
+    assert_eq!(cfg.logs, [Some("8:64"), Some("8:80")]);
     assert_eq!(cfg.primary, 2);
     assert!(cfg.primary_explicit);
     assert_eq!(cfg.io_timeout_ms, 30000);
@@ -164,7 +165,7 @@ fn format_uses_only_cfg_strings() {
     let w = words("2 /dev/sda - 1 /dev/sdc 0");
     let mut cfg = parse_table(&w).unwrap();
     cfg.legs[0] = Some("8:0");
-    cfg.logs[0] = "8:32";
+    cfg.logs[0] = Some("8:32");
     assert_eq!(fmt(&cfg), "2 8:0 - 1 8:32 0");
     let mut buf = [0u8; 64];
     let mut fb = FmtBuf::new(&mut buf);
@@ -285,16 +286,6 @@ fn malformed_tables() {
             )
         },
         "expected 2 logs, found only 1",
-    );
-    t(
-        "2 a b 1 - 0",
-        |e| matches!(e, E::AbsentLog { index: 0 }),
-        "log 0",
-    );
-    t(
-        "2 a b 2 l - 0",
-        |e| matches!(e, E::AbsentLog { index: 1 }),
-        "log 1",
     );
     t(
         "2 a b 1 a 0",
@@ -513,4 +504,30 @@ fn invalid_device_strings() {
 fn reasons_are_static_sentences() {
     let e = TableError::RegionSizeNotPowerOfTwo(1000);
     assert_eq!(e.reason(), c"region_size must be a power of two");
+}
+
+#[test]
+fn absent_log_copies() {
+    let w = words("2 a b 2 - l1 0");
+    let cfg = parse_table(&w).unwrap();
+    assert_eq!(cfg.log_slots(), &[None, Some("l1")]);
+    assert_eq!(fmt(&cfg), "2 a b 2 - l1 0");
+    let w = words("2 a - 2 - - 0");
+    let cfg = parse_table(&w).unwrap();
+    assert_eq!(cfg.log_slots(), &[None, None]);
+    assert_eq!(fmt(&cfg), "2 a - 2 - - 0");
+}
+
+#[test]
+fn allow_missing_option() {
+    let w = words("2 a b 2 l0 l1 3 allow_missing region_size 1024");
+    let cfg = parse_table(&w).unwrap();
+    assert!(cfg.allow_missing);
+    // Canonical order: after log_uuid, at the end.
+    assert_eq!(fmt(&cfg), "2 a b 2 l0 l1 3 region_size 1024 allow_missing");
+    let w = words("2 a b 0 2 allow_missing allow_missing");
+    assert_eq!(
+        parse_table(&w).unwrap_err(),
+        TableError::DuplicateOption("allow_missing")
+    );
 }
