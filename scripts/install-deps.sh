@@ -54,7 +54,7 @@ fi
 
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio kmod xz-utils ccache python3
       rustc-web rust-web-src rust-web-clippy libclang-19-dev gcc-s390x-linux-gnu
-      busybox-static dmsetup file e2fsprogs fdisk clang-19 lld-19 llvm-19)
+      busybox-static dmsetup file e2fsprogs fdisk clang-19 lld-19 llvm-19 libc6-dev-s390x-cross)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -62,9 +62,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 # QEMU from bookworm-backports: s390x needs it, and both must match qemu-utils' version.
-if ! dpkg -s qemu-system-s390x qemu-system-x86 >/dev/null 2>&1; then
+# qemu-user runs the s390x build of the C interface test (scripts/check-ffi.sh).
+if ! dpkg -s qemu-system-s390x qemu-system-x86 qemu-user >/dev/null 2>&1; then
 	log "installing QEMU from bookworm-backports"
-	apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-system-s390x
+	apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-system-s390x qemu-user
 fi
 
 # Kernel source: 7.3 preferred, else the newest 7.x >= 7.2.

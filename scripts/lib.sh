@@ -75,4 +75,7 @@ apply_rust_abstractions() {
 		sed -i 's|^endif # MD$|source "drivers/md/rtmirror/Kconfig"\n\nendif # MD|' "$tree/drivers/md/Kconfig"
 	fi
 	add_line_once "$tree/drivers/md/Makefile" 'obj-$(CONFIG_DM_RTMIRROR)	+= rtmirror/'
+	# dm-mod.create= accepts only the targets on dm-init's list (those that need no userspace
+	# to start): rtmirror is one of them (docs/boot.md).
+	add_line_once "$tree/drivers/md/dm-init.c" '	"rtmirror",' '^	"linear",$'
 }

@@ -44,6 +44,13 @@ if cargo clippy --workspace --all-targets -q -- -D warnings >/dev/null 2>&1; the
 if rustfmt --edition 2021 --check rust/kernel/device_mapper.rs rust/kernel/block/bio.rs rust/kernel/crc32.rs rust/kernel/random.rs dm_rtmirror/dm_rtmirror.rs >/dev/null 2>&1; then
 	pass "rustfmt (kernel code)"; else failx "rustfmt (kernel code)"; fi
 
+step "C interface for lvm2 (dm_rtmirror/ffi: header, x86_64 and s390x archives, C test)"
+log=$(mktemp)
+bash scripts/check-ffi.sh >"$log" 2>&1
+grep -E '^(FAIL|SKIP)' "$log"; tail -n 1 "$log"
+add_counts "$log" || { failx "check-ffi.sh crashed"; tail -n 20 "$log"; }
+rm -f "$log"
+
 step "fault backend self-test (host, qemu-io)"
 log=$(mktemp)
 python3 qemu-tests/selftest_nbd.py | tee "$log" | tail -n 3
