@@ -30,6 +30,9 @@ while [ $# -gt 0 ]; do
 done
 case $seconds in '' | *[!0-9]*) echo "fuzz.sh: --seconds needs a whole number" >&2; exit 2 ;; esac
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
+for t in "${targets[@]}"; do
+	case " ${all_targets[*]} " in *" $t "*) ;; *) echo "fuzz.sh: unknown target $t (${all_targets[*]})" >&2; exit 2 ;; esac
+done
 
 cache=${RTMIRROR_CACHE:-$HOME/.cache/dm-rtmirror}
 mkdir -p "$cache"
@@ -95,14 +98,15 @@ for t in "${targets[@]}"; do
 		passed=$((passed + 1)); echo "PASS fuzz/$t"
 	else
 		failed=$((failed + 1))
-		grep -E -A12 "panicked at|^==[0-9]+==|ERROR: libFuzzer|^Test unit written" "$log" | head -n 40
+		grep -E -A12 "panicked at|^==[0-9]+==|ERROR: libFuzzer|^Test unit written" "$log" | head -n 40 ||
+			tail -n 20 "$log"
 		echo "FAIL fuzz/$t (rc $rc; crashing input in $artifacts/)"
 	fi
 	if [ $update = 1 ] && [ $rc = 0 ]; then
 		mkdir -p "$repo_corpus"
 		before=$(find "$repo_corpus" -type f | wc -l)
 		(cd "$fuzzdir/.." && cargo fuzz run "${fuzz_flags[@]}" "$t" "$repo_corpus" "$work" -- \
-			-merge=1 -max_len=32768 -timeout=10 -rss_limit_mb=1024) >"$log.merge" 2>&1 ||
+			-set_cover_merge=1 -max_len=32768 -timeout=10 -rss_limit_mb=1024) >"$log.merge" 2>&1 ||
 			{ tail -n 5 "$log.merge"; echo "fuzz/$t: corpus merge failed"; }
 		echo "fuzz/$t: corpus $before -> $(find "$repo_corpus" -type f | wc -l) inputs (merged)"
 	fi

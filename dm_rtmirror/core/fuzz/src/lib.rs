@@ -290,6 +290,10 @@ pub fn want_from_raw(buf: &[u8], bound: bool) -> LogWant {
 // ---------------------------------------------------------------------------
 // Structured input: log copies built with the encoders, then damaged.
 
+/// What activation of a single intact copy must give: its bits (masked to the regions), its
+/// newest header of this mirror, and whether it is version 1.
+pub type Expected = Option<(Vec<u64>, LogHeader, bool)>;
+
 /// A fuzz input describing a geometry and up to a few log copies.
 #[derive(Arbitrary, Debug)]
 pub struct LogInput {
@@ -347,7 +351,7 @@ impl LogInput {
 
     /// The copy images (`None`: unreadable), and whether there is exactly one copy, built
     /// undamaged with a valid header of this mirror and all its blocks (the bits it holds).
-    pub fn build(&self) -> (Vec<Option<Vec<u8>>>, Option<(Vec<u64>, LogHeader, bool)>) {
+    pub fn build(&self) -> (Vec<Option<Vec<u8>>>, Expected) {
         let want = self.want();
         let mut pristine = None;
         let copies = self
@@ -400,11 +404,7 @@ impl HeaderInput {
 }
 
 impl Built {
-    fn build(
-        &self,
-        want: &LogWant,
-        uuid: [u8; 16],
-    ) -> (Vec<u8>, Option<(Vec<u64>, LogHeader, bool)>) {
+    fn build(&self, want: &LogWant, uuid: [u8; 16]) -> (Vec<u8>, Expected) {
         let nr = want.nr_regions;
         let words = bitmap_words(nr);
         let mut bits = vec![0u64; words];
@@ -493,7 +493,7 @@ impl Built {
         let pristine = match best {
             Some(Some(h)) if intact => {
                 let last = words - 1;
-                if nr % 64 != 0 {
+                if !nr.is_multiple_of(64) {
                     bits[last] &= (1u64 << (nr % 64)) - 1;
                 }
                 Some((bits, h, self.v1))
