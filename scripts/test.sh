@@ -51,6 +51,13 @@ grep -E '^(FAIL|SKIP)' "$log"; tail -n 1 "$log"
 add_counts "$log" || { failx "check-ffi.sh crashed"; tail -n 20 "$log"; }
 rm -f "$log"
 
+step "fuzzing (table, message, status, log decoder; 10 s per target)"
+log=$(mktemp)
+bash scripts/fuzz.sh --seconds 10 >"$log" 2>&1
+grep -E '^(PASS|FAIL)' "$log"; tail -n 1 "$log"
+add_counts "$log" || { failx "fuzz.sh crashed"; tail -n 20 "$log"; }
+rm -f "$log"
+
 step "fault backend self-test (host, qemu-io)"
 log=$(mktemp)
 python3 qemu-tests/selftest_nbd.py | tee "$log" | tail -n 3
