@@ -21,5 +21,7 @@ st=$(status_of root)
 result status_after "$st"
 case "$st" in "2 AA "*" 2 AA healthy idle") ;; *) fail "root mirror after the resync: '$st'" ;; esac
 result resync "$(dmesg | grep 'resync done' | tail -n 1)"
+# Read back through the mirror (the host compares with what was written).
+root_report_files
 kernel_log_clean
 root_clean_shutdown
