@@ -1,0 +1,72 @@
+#!/bin/sh
+# lvm2 with the rtmirror segment type (lvm2-patches/, docs/lvm.md): lvcreate --type rtmirror
+# with each log kind, the table lvm loads, sync reporting, deactivate/activate keeping the data,
+# lvremove. Needs the initramfs of scripts/build-lvm2-initramfs.sh.
+. /scenarios/lib.sh
+load_rtmirror
+[ -x /sbin/lvm ] || { fail "no /sbin/lvm: build the initramfs with scripts/build-lvm2-initramfs.sh"; exit 1; }
+mkdir -p /run/lock/lvm /run/lvm
+lvs_note() { lvm lvs -a -o name,attr,size,devices,copy_percent,lv_health_status vg 2>&1 |
+	while IFS= read -r l; do note "lvs: $l"; done; }
+
+expect "pvcreate" lvm pvcreate -q -y /dev/vda /dev/vdb /dev/vdc /dev/vdd
+expect "vgcreate" lvm vgcreate -q -s 1m vg /dev/vda /dev/vdb /dev/vdc /dev/vdd
+# Two legs and two log copies (leg i and log copy i on PV i).
+expect "lvcreate --mirrorlog mirrored" lvm lvcreate --type rtmirror -m 1 --mirrorlog mirrored \
+	--regionsize 512k -L 32m -n rm vg /dev/vda /dev/vdb
+lvs_note
+tbl=$(dmsetup table vg-rm)
+result table "$tbl"
+a=$(devnum_of mapper/vg-rm_rimage_0); b=$(devnum_of mapper/vg-rm_rimage_1)
+la=$(devnum_of mapper/vg-rm_rlog_0); lb=$(devnum_of mapper/vg-rm_rlog_1)
+want="0 65536 rtmirror 2 $a $b 2 $la $lb 4 region_size 1024 log_uuid "
+case $tbl in "$want"????????????????????????????????) ;; *) fail "table '$tbl', expected '$want<32 hex>'" ;; esac
+for d in vg-rm_rimage_0 vg-rm_rimage_1 vg-rm_rlog_0 vg-rm_rlog_1; do
+	dmsetup info "$d" >/dev/null 2>&1 || fail "sub-LV $d not active"
+done
+sum=$(write_random /dev/vg/rm 4 8)
+wait_in_sync vg-rm 120
+result status "$(status_of vg-rm)"
+pct=$(lvm lvs --noheadings -o copy_percent vg/rm | tr -d ' ')
+result copy_percent "$pct"
+[ "$pct" = "100.00" ] || fail "copy_percent '$pct' after sync"
+health=$(lvm lvs --noheadings -o lv_health_status vg/rm | tr -d ' ')
+[ -z "$health" ] || fail "health '$health' of a healthy mirror"
+attr=$(lvm lvs --noheadings -o attr vg/rm | tr -d ' ')
+result attr "$attr"
+case $attr in m*) ;; *) fail "attr '$attr' does not start with m" ;; esac
+lvs_note
+# A second lvchange -ay of an active LV must not reload (same table string).
+expect "lvchange -ay (active)" lvm lvchange -ay vg/rm
+expect "lvchange -an" lvm lvchange -an vg/rm
+for d in vg-rm vg-rm_rimage_0 vg-rm_rimage_1 vg-rm_rlog_0 vg-rm_rlog_1; do
+	dmsetup info "$d" >/dev/null 2>&1 && fail "$d still active after lvchange -an"
+done
+expect "lvchange -ay" lvm lvchange -ay vg/rm
+[ "$(md5_of /dev/vg/rm 4 8)" = "$sum" ] || fail "data changed across lvchange -an/-ay"
+wait_in_sync vg-rm 120
+result status_reactivated "$(status_of vg-rm)"
+case $(status_of vg-rm) in "2 AA "*" 2 AA healthy idle") ;; *) fail "status after -ay: $(status_of vg-rm)" ;; esac
+# One log copy (disk) and no log (core), on the small PVs.
+expect "lvcreate --mirrorlog disk" lvm lvcreate --type rtmirror -m 1 --mirrorlog disk \
+	-L 8m -n rd vg /dev/vdc /dev/vdd
+case $(dmsetup table vg-rd) in *" rtmirror 2 "*" 1 "*) ;; *) fail "disk log table: $(dmsetup table vg-rd)" ;; esac
+result table_disk "$(dmsetup table vg-rd)"
+expect "lvcreate --mirrorlog core" lvm lvcreate --type rtmirror -m 1 --mirrorlog core \
+	-L 4m -n rc vg /dev/vdc /dev/vdd
+case $(dmsetup table vg-rc) in *" rtmirror 2 "*" 0 "*) ;; *) fail "core log table: $(dmsetup table vg-rc)" ;; esac
+result table_core "$(dmsetup table vg-rc)"
+wait_in_sync vg-rd 120; wait_in_sync vg-rc 120
+lvs_note
+# Refusals say why.
+out=$(lvm lvcreate --type rtmirror -m 1 -L 8m -n rbad vg /dev/vda 2>&1) && fail "lvcreate with one PV succeeded"
+note "one PV refused: $out"
+out=$(lvm lvcreate --type rtmirror -m 1 --regionsize 3k -L 8m -n rbad vg 2>&1) && fail "bad region size accepted"
+note "bad region size refused: $out"
+expect "lvremove rm" lvm lvremove -y vg/rm
+expect "lvremove rd rc" lvm lvremove -y vg/rd vg/rc
+left=$(lvm lvs -a --noheadings -o name vg | tr -d ' ')
+[ -z "$left" ] || fail "LVs left after lvremove: $left"
+dmsetup ls | grep -q '^vg-' && fail "dm devices left: $(dmsetup ls | tr '\n' ' ')"
+expect "vgremove" lvm vgremove -y vg
+kernel_log_clean
