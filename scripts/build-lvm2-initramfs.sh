@@ -33,10 +33,8 @@ activation {
 	udev_rules = 0
 	monitoring = 0
 }
-backup {
-	backup = 0
-	archive = 0
-}
+# Metadata backups go to /etc/lvm/{backup,archive} (the initramfs is writable); without them
+# every change warns "This metadata update is NOT backed up".
 CONF
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.lvm")
 cat "$out.base" "$out.lvm" >"$out.tmp"

@@ -61,7 +61,7 @@ lvs_note
 # Refusals say why.
 out=$(lvm lvcreate --type rtmirror -m 1 -L 8m -n rbad vg /dev/vda 2>&1) && fail "lvcreate with one PV succeeded"
 note "one PV refused: $out"
-out=$(lvm lvcreate --type rtmirror -m 1 --regionsize 3k -L 8m -n rbad vg 2>&1) && fail "bad region size accepted"
+out=$(lvm lvcreate --type rtmirror -m 1 --regionsize 12k -L 8m -n rbad vg 2>&1) && fail "bad region size accepted"
 note "bad region size refused: $out"
 expect "lvremove rm" lvm lvremove -y vg/rm
 expect "lvremove rd rc" lvm lvremove -y vg/rd vg/rc
