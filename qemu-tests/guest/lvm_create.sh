@@ -36,7 +36,41 @@ attr=$(lvm lvs --noheadings -o attr vg/rm | tr -d ' ')
 result attr "$attr"
 case $attr in m*) ;; *) fail "attr '$attr' does not start with m" ;; esac
 lvs_note
-# A second lvchange -ay of an active LV must not reload (same table string).
+# Cpy%Sync and health follow the target: a throttled full resync, then a failed leg.
+expect "message resync_kbps" dmsetup message vg-rm 0 resync_kbps 512
+expect "message resync" dmsetup message vg-rm 0 resync
+pct=$(lvm lvs --noheadings -o copy_percent vg/rm | tr -d ' ')
+health=$(lvm lvs --noheadings -o lv_health_status vg/rm | tr -d ' ')
+result resyncing "status '$(status_of vg-rm)' copy_percent $pct health '$health'"
+case $pct in 100.00|"") fail "copy_percent '$pct' during a resync" ;; esac
+[ "$health" = degraded ] || fail "health '$health' during a resync"
+lvs_note
+expect "message resync_kbps 0" dmsetup message vg-rm 0 resync_kbps 0
+wait_in_sync vg-rm 120
+expect "message fail 1" dmsetup message vg-rm 0 fail 1
+health=$(lvm lvs --noheadings -o lv_health_status vg/rm | tr -d ' ')
+result failed_leg "status '$(status_of vg-rm)' health '$health'"
+[ "$health" = degraded ] || fail "health '$health' with leg 1 failed"
+expect "message rejoin 1" dmsetup message vg-rm 0 rejoin 1
+wait_in_sync vg-rm 120
+[ "$(md5_of /dev/vg/rm 4 8)" = "$sum" ] || fail "data changed by resync/fail/rejoin"
+# The messages changed the live table (resync_kbps 0 is the default again): a refresh
+# reloads lvm's table, and a second refresh finds it identical and does not reload.
+expect "lvchange --refresh" lvm lvchange --refresh vg/rm
+[ "$(dmsetup table vg-rm)" = "$tbl" ] || fail "table after refresh '$(dmsetup table vg-rm)'"
+lvm lvchange --refresh -vvvv vg/rm >/tmp/refresh.log 2>&1 || fail "second lvchange --refresh"
+if grep -q "Suppressed vg-rm .*identical table reload" /tmp/refresh.log; then
+	note "ok: identical table reload suppressed"
+else
+	fail "identical table not suppressed: $(grep -i 'table\|reload' /tmp/refresh.log | grep 'vg-rm ' | tail -n 3 | tr '\n' '|')"
+fi
+# The I/O timeout is kept in the metadata and reloaded into the table.
+expect "lvchange --iotimeout 2000" lvm lvchange --iotimeout 2000 vg/rm
+case $(dmsetup table vg-rm) in *" io_timeout_ms 2000 "*) ;; *) fail "table after --iotimeout: $(dmsetup table vg-rm)" ;; esac
+result table_iotimeout "$(dmsetup table vg-rm)"
+expect "lvchange --iotimeout 0" lvm lvchange --iotimeout 0 vg/rm
+[ "$(dmsetup table vg-rm)" = "$tbl" ] || fail "table after --iotimeout 0 '$(dmsetup table vg-rm)'"
+# lvchange -ay of an active LV changes nothing.
 expect "lvchange -ay (active)" lvm lvchange -ay vg/rm
 expect "lvchange -an" lvm lvchange -an vg/rm
 for d in vg-rm vg-rm_rimage_0 vg-rm_rimage_1 vg-rm_rlog_0 vg-rm_rlog_1; do
@@ -48,9 +82,9 @@ wait_in_sync vg-rm 120
 result status_reactivated "$(status_of vg-rm)"
 case $(status_of vg-rm) in "2 AA "*" 2 AA healthy idle") ;; *) fail "status after -ay: $(status_of vg-rm)" ;; esac
 # One log copy (disk) and no log (core), on the small PVs.
-expect "lvcreate --mirrorlog disk" lvm lvcreate --type rtmirror -m 1 --mirrorlog disk \
-	-L 8m -n rd vg /dev/vdc /dev/vdd
-case $(dmsetup table vg-rd) in *" rtmirror 2 "*" 1 "*) ;; *) fail "disk log table: $(dmsetup table vg-rd)" ;; esac
+expect "lvcreate --mirrorlog disk --iotimeout" lvm lvcreate --type rtmirror -m 1 --mirrorlog disk \
+	--iotimeout 5000 -L 8m -n rd vg /dev/vdc /dev/vdd
+case $(dmsetup table vg-rd) in *" rtmirror 2 "*" 1 "*" io_timeout_ms 5000 "*) ;; *) fail "disk log table: $(dmsetup table vg-rd)" ;; esac
 result table_disk "$(dmsetup table vg-rd)"
 expect "lvcreate --mirrorlog core" lvm lvcreate --type rtmirror -m 1 --mirrorlog core \
 	-L 4m -n rc vg /dev/vdc /dev/vdd
@@ -63,6 +97,13 @@ out=$(lvm lvcreate --type rtmirror -m 1 -L 8m -n rbad vg /dev/vda 2>&1) && fail 
 note "one PV refused: $out"
 out=$(lvm lvcreate --type rtmirror -m 1 --regionsize 12k -L 8m -n rbad vg 2>&1) && fail "bad region size accepted"
 note "bad region size refused: $out"
+out=$(lvm lvchange --iotimeout 100 vg/rc_rimage_0 2>&1) && fail "--iotimeout on a leg accepted"
+note "--iotimeout on a leg refused: $out"
+out=$(lvm lvextend -L +4m vg/rc 2>&1) && fail "lvextend of an rtmirror LV accepted"
+note "lvextend refused: $out"
+out=$(lvm lvremove -y vg/rd_rlog_0 2>&1) && fail "lvremove of a log copy accepted"
+note "lvremove of a log copy refused: $out"
+dmsetup info vg-rd_rlog_0 >/dev/null 2>&1 || fail "log copy vg-rd_rlog_0 gone"
 expect "lvremove rm" lvm lvremove -y vg/rm
 expect "lvremove rd rc" lvm lvremove -y vg/rd vg/rc
 left=$(lvm lvs -a --noheadings -o name vg | tr -d ' ')
