@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the guest initramfs of scripts/build-initramfs.sh with lvm2 added: the static lvm of
 # scripts/build-lvm2.sh (rtmirror segment type), its command links and a minimal
-# /etc/lvm/lvm.conf, appended as a second cpio archive (the kernel unpacks both).
+# /etc/lvm/lvm.conf (qemu-tests/guest/lvm.conf), appended as a second cpio archive (the kernel unpacks both).
 # usage: build-lvm2-initramfs.sh <x86_64|s390x> <kernel build dir> <output.cpio.gz>
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,23 +19,7 @@ for c in pvcreate pvremove pvs pvscan vgcreate vgremove vgs vgchange vgscan lvcr
 	lvs lvchange lvdisplay lvscan lvmconfig; do
 	ln -s lvm "$root/sbin/$c"
 done
-cat >"$root/etc/lvm/lvm.conf" <<'CONF'
-# Guest lvm.conf for the rtmirror scenarios: no udev, no daemons, no devices file.
-devices {
-	obtain_device_list_from_udev = 0
-	external_device_info_source = "none"
-	use_devicesfile = 0
-	hints = "none"
-	scan_lvs = 0
-}
-activation {
-	udev_sync = 0
-	udev_rules = 0
-	monitoring = 0
-}
-# Metadata backups go to /etc/lvm/{backup,archive} (the initramfs is writable); without them
-# every change warns "This metadata update is NOT backed up".
-CONF
+cp "$here/qemu-tests/guest/lvm.conf" "$root/etc/lvm/lvm.conf"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.lvm")
 cat "$out.base" "$out.lvm" >"$out.tmp"
 mv "$out.tmp" "$out"
