@@ -39,6 +39,8 @@ debian_uri() {
 add_trixie_src() {
 	local src=/etc/apt/sources.list.d/rtmirror-trixie-src.sources pin=/etc/apt/preferences.d/rtmirror-trixie-src
 	[ -e "$src" ] && return 0
+	# Another entry (e.g. from scripts/install-deps.sh) may already give the source.
+	apt-cache showsrc lvm2 2>/dev/null | grep -qx "Version: $deb_ver" && return 0
 	[ "$(id -u)" = 0 ] || die "lvm2 $deb_ver source not available: run once as root (adds a trixie deb-src entry)"
 	log "adding deb-src for trixie from $(debian_uri) (pinned low)"
 	printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' \
