@@ -451,8 +451,7 @@ SCENARIOS = {
     "resync_timing": ([1024, 1024, 1, 1], check_resync_timing, ()),
     # Kernel kind: runs only on a kernel with CONFIG_DM_RTMIRROR=y (--builtin).
     "builtin_target": ([64, 64], check_pattern, ALL),
-    # On demand, with the initramfs of scripts/build-lvm2-initramfs.sh: --only lvm_create.
-    "lvm_create": ([64, 64, 16, 16], check_report, ()),
+    "lvm_create": ([64, 64, 16, 16], check_report, ALL),
 }
 # Scenarios that load and unload the module: not on a kernel with the target built in.
 MODULE_ONLY = {"remove_unload"}

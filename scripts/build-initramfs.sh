@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the guest initramfs for one architecture: busybox, dmsetup with its libraries, the
-# rtmirror module and the guest side of the scenarios (qemu-tests/guest/).
+# Build the guest initramfs for one architecture: busybox, dmsetup with its libraries, lvm
+# (scripts/build-lvm2.sh), the rtmirror module and the guest side of the scenarios
+# (qemu-tests/guest/).
 # usage: build-initramfs.sh <x86_64|s390x> <kernel build dir> <output.cpio.gz> [<rootfs.ext4>]
 # With a fourth argument, the same tree is also written as an ext4 image (64 MiB): the root file
 # system of the root-on-rtmirror boots (qemu-tests/run.py, docs/boot.md).
@@ -36,6 +37,17 @@ s390x) s390=$RTMIRROR_CACHE/s390x-userland/root
 	cp "$s390/bin/busybox" "$root/bin/busybox"; copy_with_libs "$s390" /sbin/dmsetup /sbin/dmsetup ;;
 *) die "unknown arch $arch" ;;
 esac
+
+# lvm2 with the rtmirror segment type (lvm2-patches/, docs/lvm.md), for the lvm scenarios.
+lvm=$(bash "$here/scripts/build-lvm2.sh" "$arch" | tail -n 1)
+[ -x "$lvm" ] || die "no lvm.static from build-lvm2.sh"
+mkdir -p "$root"/{etc/lvm,run/lvm,run/lock/lvm}
+cp "$lvm" "$root/sbin/lvm"
+for c in pvcreate pvremove pvs pvscan vgcreate vgremove vgs vgchange vgscan lvcreate lvremove \
+	lvs lvchange lvdisplay lvscan lvmconfig; do
+	ln -s lvm "$root/sbin/$c"
+done
+cp "$here/qemu-tests/guest/lvm.conf" "$root/etc/lvm/lvm.conf"
 
 ko="$kbuild/rtmirror-module-$(checkout_key)/dm_rtmirror/dm_rtmirror.ko"
 [ -e "$ko" ] && cp "$ko" "$root/modules/"

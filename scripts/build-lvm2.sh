@@ -78,6 +78,11 @@ fi
 
 exec 8>"$base/.lock-$arch"
 flock 8
+# Another pipeline may have built it while we waited.
+if [ -e "$out/lvm.static" ]; then
+	echo "$out/lvm.static"
+	exit 0
+fi
 tree="$base/build-$arch-$key"
 rm -rf "$tree"; mkdir -p "$tree"
 tar -C "$tree" --strip-components=1 -xf "$orig"

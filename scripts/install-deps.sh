@@ -54,7 +54,7 @@ fi
 
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio kmod xz-utils ccache python3
       rustc-web rust-web-src rust-web-clippy libclang-19-dev gcc-s390x-linux-gnu
-      busybox-static dmsetup file e2fsprogs fdisk clang-19 lld-19 llvm-19 libc6-dev-s390x-cross)
+      busybox-static dmsetup file e2fsprogs fdisk clang-19 lld-19 llvm-19 libc6-dev-s390x-cross libaio-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,7 +20,7 @@ reject "2 - - 0 0" "all legs are '-'"
 reject "2 /dev/vda /dev/vda 0 0" "device '/dev/vda' given more than once"
 reject "2 /dev/vda /dev/vdb" "missing log count"
 reject "2 /dev/vda /dev/vdb 3 /dev/vdd 0" "log count '3' out of range"
-reject "2 /dev/vda /dev/vdb 1 - 0" "log 0 is '-'"
+reject "2 /dev/nonexistent1 /dev/nonexistent2 0 1 allow_missing" "no leg device exists"
 reject "2 /dev/vda /dev/vdb 1 /dev/vda 0" "device '/dev/vda' given more than once"
 reject "2 /dev/vda /dev/vdb 0" "missing optional argument count"
 reject "2 /dev/vda /dev/vdb 0 -1" "optional argument count '-1'"
@@ -40,6 +40,16 @@ reject "2 - /dev/vdb 0 2 primary 0" "primary leg 0 is absent"
 reject "2 /dev/vda /dev/vdc 0 0" "leg 1 '/dev/vdc' has"
 reject "2 /dev/vda /dev/nonexistent 0 0" "leg 1 '/dev/nonexistent': cannot open"
 reject "2 /dev/vda /dev/vdb 1 /dev/nonexistent 0" "log 0 '/dev/nonexistent': cannot open"
+# allow_missing: a leg or log device that does not exist is taken as absent, the table loads
+# and prints '-' for it.
+expect "allow_missing takes missing devices as absent" \
+	dmsetup create am --table "0 $S rtmirror 2 /dev/vda /dev/nonexistent 2 /dev/vdd /dev/nonexistent2 1 allow_missing"
+t=$(table_of am) st=$(status_of am)
+result allow_missing_table "$t"
+case "$t" in "rtmirror 2 "*" - 2 "*" - 1 allow_missing") ;; *) fail "table with allow_missing: '$t'" ;; esac
+case "$st" in "2 AM "*" 2 AF degraded "*) ;; *) fail "status with allow_missing: '$st'" ;; esac
+dmesg | grep -q "leg 1 '/dev/nonexistent' does not exist.*taken as absent" || fail "no allow_missing warning"
+expect "remove am" dmsetup remove am
 reject "2 /dev/vda /dev/vdb 1 $(devnum_of vda) 0" "is a device already used"
 result rejected_tables $rejected
 

@@ -1,10 +1,10 @@
 #!/bin/sh
 # lvm2 with the rtmirror segment type (lvm2-patches/, docs/lvm.md): lvcreate --type rtmirror
 # with each log kind, the table lvm loads, sync reporting, deactivate/activate keeping the data,
-# lvremove. Needs the initramfs of scripts/build-lvm2-initramfs.sh.
+# lvremove.
 . /scenarios/lib.sh
 load_rtmirror
-[ -x /sbin/lvm ] || { fail "no /sbin/lvm: build the initramfs with scripts/build-lvm2-initramfs.sh"; exit 1; }
+[ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
 mkdir -p /run/lock/lvm /run/lvm
 lvs_note() { lvm lvs -a -o name,attr,size,devices,copy_percent,lv_health_status vg 2>&1 |
 	while IFS= read -r l; do note "lvs: $l"; done; }
