@@ -28,14 +28,19 @@ dpkg --print-foreign-architectures | grep -qx s390x || die "s390x is not a dpkg 
 dpkg -s gcc-s390x-linux-gnu >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends gcc-s390x-linux-gnu >&2
 log "fetching the s390x bench userland"
 rm -rf "$root"; mkdir -p "$root/debs"
-# The packages and their whole dependency closure (Depends and Pre-Depends only), for s390x.
-pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-	--no-replaces --no-enhances fio:s390x mdadm:s390x e2fsprogs:s390x dmsetup:s390x \
-	busybox-static:s390x libc6:s390x 2>/dev/null |
-	awk '/^[a-z0-9]/ { sub(/:s390x$/, ""); print } /Depends: [a-z0-9]/ { p = $2; sub(/:s390x$/, "", p); print p }' |
-	grep -v '[<>]' | sort -u)
-# Virtual packages and ones with no s390x build (arch: all) are skipped by apt-get download.
-(cd "$root/debs" && for p in $pkgs; do apt-get download -q "$p:s390x" >/dev/null 2>&1 || true; done)
+# The s390x builds of the packages whose x86_64 builds provide the binaries and every library
+# they load here (dpkg -S on the host's copies): the same closure without guessing.
+pkgs="fio mdadm e2fsprogs dmsetup busybox-static libc6 libatomic1"   # libatomic: s390x only
+for lib in $(for b in /usr/bin/fio /sbin/mdadm /sbin/mke2fs /sbin/dmsetup; do ldd "$b"; done |
+	awk '/=>/ { print $3 }' | sort -u); do
+	real=$(readlink -f "$lib")
+	pkg=$( { dpkg -S "$lib" || dpkg -S "$real" || dpkg -S "/usr$lib" || dpkg -S "${real#/usr}"; } 2>/dev/null |
+		head -n 1 | cut -d: -f1)
+	[ -n "$pkg" ] || die "no package owns $lib"
+	pkgs="$pkgs $pkg"
+done
+pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u)
+(cd "$root/debs" && for p in $pkgs; do apt-get download -q "$p:s390x" >/dev/null 2>&1 || log "warning: no $p:s390x"; done)
 for d in "$root"/debs/*.deb; do dpkg-deb -x "$d" "$root/root"; done
 [ -e "$root/root/usr/bin/fio" ] || die "fio:s390x not unpacked"
 touch "$root/.done"
