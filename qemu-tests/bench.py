@@ -65,6 +65,7 @@ SMOKE_JOBS = ["seqwrite", "randwrite16", "randrw", "fsync"]
 RESYNC_REGIONS = [128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]   # 64 KiB .. 16 MiB
 RESYNC_DMRAID = [128, 1024, 8192, 32768]
 LOGIO_CONFIGS = ["rtm2", "rtm1", "dmm_disk", "dmraid"]
+FLUSH_OPS = 200     # operations of each kind in the flush phase (bench.sh: 800k / 4k)
 LOGIO_WORKLOADS = ["raw", "ext4sync", "ext4async"]
 LOGIO_LABELS = {"raw": "raw 1 MiB O_DIRECT writes", "ext4sync": "ext4, 64 KiB O_SYNC writes",
                 "ext4async": "ext4, buffered writes + final fsync"}
@@ -155,7 +156,7 @@ def fio_metrics(j):
 def collect(res, host, args):
     """GuestResult -> the saved data (metrics only, no raw fio output)."""
     data = {"runs": {}, "ran": {}, "compare": host.compare, "synced": host.synced,
-            "resync": {}, "logio": {}, "errors": []}
+            "resync": {}, "logio": {}, "flush": {}, "errors": []}
     for key, vals in res.results.items():
         parts = key.split(".")
         if parts[0] == "fio" and len(parts) == 4:
@@ -173,8 +174,11 @@ def collect(res, host, args):
             data["ran"].setdefault(parts[1], {})[parts[2]] = vals[-1]
         elif parts[0] == "resync" and len(parts) == 3:
             data["resync"].setdefault(parts[1], {})[parts[2]] = int(vals[-1])
-        elif parts[0] == "logio" and len(parts) == 3:
-            data["logio"].setdefault(parts[1], {})[parts[2]] = parse_stat(vals[-1])
+        elif parts[0] in ("logio", "flush") and len(parts) == 3:
+            try:
+                data[parts[0]].setdefault(parts[1], {})[parts[2]] = parse_stat(vals[-1])
+            except ValueError:
+                data["errors"].append("%s: %s" % (key, vals[-1]))
     for jobs in data["runs"].values():
         for runs in jobs.values():
             runs.sort(key=lambda m: m["round"])
@@ -288,86 +292,115 @@ def report(data, out_md, plots_prefix):
             add("| %s | %s |" % (k.replace("_", " "), meta[k]))
     add("")
 
-    def ratio_table(ref, title):
-        add("## %s" % title)
+    if configs:   # the main phase ran
+        def ratio_table(ref, title):
+            add("## %s" % title)
+            add("")
+            add("Throughput of each configuration divided by that of %s in the same round; "
+                "median of the %d rounds, (min-max) in brackets. Above 1: faster."
+                % (LABELS[ref], meta["rounds"]))
+            add("")
+            add("| configuration | " + " | ".join(JOB_LABELS[j] for j in jobs) + " |")
+            add("| --- |" + " --- |" * len(jobs))
+            for c in configs:
+                add("| %s | " % LABELS[c] + " | ".join(fmt_ratio(ratios(data, c, j, ref))
+                                                      for j in jobs) + " |")
+            add("")
+
+        if "dmraid" in configs:
+            ratio_table("dmraid", "Throughput relative to dm-raid raid1")
+        if "single" in configs:
+            ratio_table("single", "Throughput relative to the single leg (the limit)")
+
+        add("## Throughput (absolute, TCG)")
         add("")
-        add("Throughput of each configuration divided by that of %s in the same round; "
-            "median of the %d rounds, (min-max) in brackets. Above 1: faster."
-            % (LABELS[ref], meta["rounds"]))
+        add("Median of the rounds; IOPS unless noted; spread = (max - min) / median over the rounds.")
+        add("")
+        add("| configuration | " + " | ".join("%s [%s]" % (JOB_LABELS[j], JOB_UNIT.get(j, "IOPS"))
+                                              for j in jobs) + " |")
+        add("| --- |" + " --- |" * len(jobs))
+        for c in configs:
+            cells = []
+            for j in jobs:
+                xs = [throughput(j, m) for m in data["runs"][c].get(j, [])]
+                if not xs:
+                    cells.append("-")
+                    continue
+                mm = statistics.median(xs)
+                cells.append("%s (±%.0f%%)" % (fmt(mm), 100 * (max(xs) - min(xs)) / mm if mm else 0))
+            add("| %s | " % LABELS[c] + " | ".join(cells) + " |")
+        add("")
+
+        add("## Completion latency p99 / max (ms)")
+        add("")
+        add("fio `clat_ns` (the fsync job: latency of the fsync), writes for write jobs, reads for "
+            "read jobs and randrw; median over the rounds of each round's p99 and of each round's max.")
         add("")
         add("| configuration | " + " | ".join(JOB_LABELS[j] for j in jobs) + " |")
         add("| --- |" + " --- |" * len(jobs))
         for c in configs:
-            add("| %s | " % LABELS[c] + " | ".join(fmt_ratio(ratios(data, c, j, ref))
-                                                  for j in jobs) + " |")
+            cells = []
+            for j in jobs:
+                ls = [latency(j, m) for m in data["runs"][c].get(j, [])]
+                cells.append("%s / %s" % (fmt(med(p for p, _ in ls)), fmt(med(x for _, x in ls))))
+            add("| %s | " % LABELS[c] + " | ".join(cells) + " |")
         add("")
 
-    if "dmraid" in configs:
-        ratio_table("dmraid", "Throughput relative to dm-raid raid1")
-    if "single" in configs:
-        ratio_table("single", "Throughput relative to the single leg (the limit)")
-
-    add("## Throughput (absolute, TCG)")
-    add("")
-    add("Median of the rounds; IOPS unless noted; spread = (max - min) / median over the rounds.")
-    add("")
-    add("| configuration | " + " | ".join("%s [%s]" % (JOB_LABELS[j], JOB_UNIT.get(j, "IOPS"))
-                                          for j in jobs) + " |")
-    add("| --- |" + " --- |" * len(jobs))
-    for c in configs:
-        cells = []
+        add("## Device requests per application I/O")
+        add("")
+        add("Requests completed by the virtio disks during the job (`/sys/block/vd*/stat`), divided "
+            "by the I/Os fio issued (median over the rounds). *leg w*: writes on both legs per "
+            "application write (2 for a plain mirror; a 1 MiB write may take several requests); "
+            "*log w*: writes on the log/metadata disks (vdc+vdd: rtmirror's log copies, dm-mirror's "
+            "disk log, dm-raid's metadata devices; md keeps its bitmap on the legs, counted in "
+            "leg w) per application write; *leg f*, *log f*: flushes (a FUA write is a write plus a "
+            "flush here: virtio-blk has no FUA); *leg r*: reads on the legs per application read.")
+        add("")
+        cols = [("leg_w", "leg w"), ("log_w", "log w"), ("leg_f", "leg f"), ("log_f", "log f"),
+                ("leg_r", "leg r")]
         for j in jobs:
-            xs = [throughput(j, m) for m in data["runs"][c].get(j, [])]
-            if not xs:
-                cells.append("-")
+            present = [k for k, _ in cols if any(
+                k in (requests_per_io(m) or {}) for c in configs for m in data["runs"][c].get(j, []))]
+            if not present:
                 continue
-            mm = statistics.median(xs)
-            cells.append("%s (±%.0f%%)" % (fmt(mm), 100 * (max(xs) - min(xs)) / mm if mm else 0))
-        add("| %s | " % LABELS[c] + " | ".join(cells) + " |")
-    add("")
+            add("**%s**" % JOB_LABELS[j])
+            add("")
+            add("| configuration | " + " | ".join(lbl for k, lbl in cols if k in present) + " |")
+            add("| --- |" + " --- |" * len(present))
+            for c in configs:
+                rq = [requests_per_io(m) or {} for m in data["runs"][c].get(j, [])]
+                add("| %s | " % LABELS[c] + " | ".join(fmt(med(x.get(k) for x in rq), 3)
+                                                      for k in present) + " |")
+            add("")
 
-    add("## Completion latency p99 / max (ms)")
-    add("")
-    add("fio `clat_ns` (the fsync job: latency of the fsync), writes for write jobs, reads for "
-        "read jobs and randrw; median over the rounds of each round's p99 and of each round's max.")
-    add("")
-    add("| configuration | " + " | ".join(JOB_LABELS[j] for j in jobs) + " |")
-    add("| --- |" + " --- |" * len(jobs))
-    for c in configs:
-        cells = []
-        for j in jobs:
-            ls = [latency(j, m) for m in data["runs"][c].get(j, [])]
-            cells.append("%s / %s" % (fmt(med(p for p, _ in ls)), fmt(med(x for _, x in ls))))
-        add("| %s | " % LABELS[c] + " | ".join(cells) + " |")
-    add("")
-
-    add("## Device requests per application I/O")
-    add("")
-    add("Requests completed by the virtio disks during the job (`/sys/block/vd*/stat`), divided "
-        "by the I/Os fio issued (median over the rounds). *leg w*: writes on both legs per "
-        "application write (2 for a plain mirror; a 1 MiB write may take several requests); "
-        "*log w*: writes on the log/metadata disks (vdc+vdd: rtmirror's log copies, dm-mirror's "
-        "disk log, dm-raid's metadata devices; md keeps its bitmap on the legs, counted in "
-        "leg w) per application write; *leg f*, *log f*: flushes (a FUA write is a write plus a "
-        "flush here: virtio-blk has no FUA); *leg r*: reads on the legs per application read.")
-    add("")
-    cols = [("leg_w", "leg w"), ("log_w", "log w"), ("leg_f", "leg f"), ("log_f", "log f"),
-            ("leg_r", "leg r")]
-    for j in jobs:
-        present = [k for k, _ in cols if any(
-            k in (requests_per_io(m) or {}) for c in configs for m in data["runs"][c].get(j, []))]
-        if not present:
-            continue
-        add("**%s**" % JOB_LABELS[j])
+    if data.get("flush"):
+        add("## What a flush costs")
         add("")
-        add("| configuration | " + " | ".join(lbl for k, lbl in cols if k in present) + " |")
-        add("| --- |" + " --- |" * len(present))
-        for c in configs:
-            rq = [requests_per_io(m) or {} for m in data["runs"][c].get(j, [])]
-            add("| %s | " % LABELS[c] + " | ".join(fmt(med(x.get(k) for x in rq), 3)
-                                                  for k in present) + " |")
+        add("%d O_DIRECT 4 KiB writes to the device, each followed by fsync() of the device "
+            "(*fsync*: an empty REQ_PREFLUSH bio), and %d O_DIRECT|O_DSYNC 4 KiB writes "
+            "(*dsync*: REQ_FUA writes); requests completed per operation: writes and flushes "
+            "on each leg (vda; vdb), and on the log/metadata disks (vdc+vdd). A single disk "
+            "needs 1 write and 1 flush per operation for both." % (FLUSH_OPS, FLUSH_OPS))
         add("")
+        add("| configuration | fsync: leg w | leg f | log w | log f | dsync: leg w | leg f | "
+            "log w | log f |")
+        add("| --- |" + " --- |" * 8)
+        for c in [c for c in meta["configs"] if c in data["flush"]]:
+            cells = []
+            for w in ("fsync", "dsync"):
+                st = data["flush"][c].get(w)
+                if not st:
+                    cells += ["-"] * 4
+                    continue
 
+                def per(x):
+                    return fmt(x / FLUSH_OPS, 2)
+                cells += ["%s; %s" % (per(st["vda"]["writes"]), per(st["vdb"]["writes"])),
+                          "%s; %s" % (per(st["vda"]["flushes"]), per(st["vdb"]["flushes"])),
+                          per(st["vdc"]["writes"] + st["vdd"]["writes"]),
+                          per(st["vdc"]["flushes"] + st["vdd"]["flushes"])]
+            add("| %s | " % LABELS[c] + " | ".join(cells) + " |")
+        add("")
     if data.get("resync"):
         regions = sorted({int(r) for t in data["resync"].values() for r in t})
         tgts = [t for t in ("rtm2", "dmraid") if t in data["resync"]]
@@ -575,7 +608,7 @@ def checks(data, res, args):
                 out.append(("%s: legs byte-identical after each round%s" % (
                     c, (": %s" % bad) if bad else ""), not bad))
     for tag, s in sorted(data["compare"].items()):
-        if tag.startswith(("resync.", "logio.")):
+        if tag.startswith(("resync.", "logio.", "flush.")):
             out.append(("%s: legs byte-identical (%s)" % (tag, s), s == "identical"))
     return out
 
@@ -661,7 +694,7 @@ def main():
     smoke = args.smoke
     configs = args.configs or CONFIGS
     jobs = args.jobs or (SMOKE_JOBS if smoke else JOBS)
-    phases = args.phases or (["main"] if smoke else ["main", "resync", "logio"])
+    phases = args.phases or (["main"] if smoke else ["main", "flush", "resync", "logio"])
     args.rounds = args.rounds or (1 if smoke else 3)
     args.runtime = args.runtime or (1 if smoke else 4)
     leg_mib = args.leg_mib or (256 if smoke else 1024)
@@ -694,6 +727,7 @@ def main():
         timeout = 600 + 4 * (len(configs) * args.rounds * per_cfg if "main" in phases else 0)
         timeout += 2400 if "resync" in phases else 0
         timeout += 1200 if "logio" in phases else 0
+        timeout += 60 * len(configs) if "flush" in phases else 0
     g = Guest(args.arch, args.kernel, args.initrd, disks, append=append, mem_mb=args.mem,
               smp=args.smp, timeout_s=timeout, workdir=workdir, handler=host,
               echo=args.echo, name="bench")

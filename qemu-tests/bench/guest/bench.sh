@@ -5,7 +5,7 @@
 # devices /dev/vdc and /dev/vdd. Rounds are interleaved: every round runs every configuration,
 # each round in another (rotated) order.
 #
-# Parameters (kernel command line): bench.phases=main,resync,logio  bench.configs=a,b,...
+# Parameters (kernel command line): bench.phases=main,flush,resync,logio  bench.configs=a,b,...
 # bench.jobs=a,b,...  bench.rounds=N  bench.runtime=<s per job>  bench.region=<sectors>
 # bench.resync_regions=<sectors>,...  bench.resync_dmraid=<sectors>,...  bench.logio_configs=a,b
 #
@@ -17,6 +17,7 @@
 #   @@RESULT ran.<config>.<round> ok|<error>
 #   @@RESULT resync.<target>.<region sectors> <ms>      host clock, resume to in sync
 #   @@RESULT logio.<config>.<workload> <stat deltas as st.>
+#   @@RESULT flush.<config>.fsync|dsync <stat deltas as st.>   200 writes + fsync / O_DSYNC writes
 # Between configurations the host compares (or, after a single-leg configuration, re-syncs) the
 # legs' image files: "@@HOST compare <tag>" / "@@HOST syncleg <tag>".
 . /scenarios/lib.sh
@@ -260,6 +261,28 @@ phase_logio() {
 			case $w in ext4*) umount $MNT || fail "umount" ;; esac
 			remove_config $cfg logio.$cfg.$w
 		done
+	done
+}
+
+# What a flush costs (phase flush): on each configuration, 200 O_DIRECT 4 KiB writes each
+# followed by fsync() of the device (an empty REQ_PREFLUSH bio), and 200 O_DIRECT|O_DSYNC 4 KiB
+# writes (REQ_FUA writes); the requests each disk completed, per operation.
+phase_flush() {
+	local cfg w
+	for cfg in $CONFIGS; do
+		create_config $cfg || { result flush.$cfg.fsync "create failed"; continue; }
+		for w in fsync dsync; do
+			sync; snap >/tmp/before
+			case $w in
+			fsync) fio --name=fsync --filename=$DEV --ioengine=sync --direct=1 --invalidate=0 --rw=write \
+				--bs=4k --size=800k --fsync=1 --output=/tmp/fio.json --output-format=json >/tmp/fio.err 2>&1 ;;
+			dsync) fio --name=dsync --filename=$DEV --ioengine=sync --direct=1 --invalidate=0 --rw=write \
+				--bs=4k --size=800k --sync=dsync --output=/tmp/fio.json --output-format=json >/tmp/fio.err 2>&1 ;;
+			esac || fail "flush $cfg $w: $(tail -n 3 /tmp/fio.err | tr '\n' '|')"
+			snap >/tmp/after
+			result flush.$cfg.$w "$(delta /tmp/before /tmp/after)"
+		done
+		remove_config $cfg flush.$cfg
 	done
 }
 
