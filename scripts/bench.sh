@@ -68,14 +68,17 @@ kernel_commit() {
 	src=$(readlink -f "$kdir/source" 2>/dev/null || true)
 	[ -n "$src" ] && [ -d "$src/drivers/md/rtmirror" ] || { echo "unknown"; return; }
 	local tmp; tmp=$(mktemp)
-	(cd "$src/drivers/md/rtmirror" && find . -name '*.rs' | sed 's|^\./||' | sort | while read -r f; do
+	# the files the kernel compiles: dm_rtmirror/*.rs and dm_rtmirror/core/src/ (not the host
+	# crates' tests, fuzzing or FFI)
+	(cd "$src/drivers/md/rtmirror" && find . -name '*.rs' | sed 's|^\./||' | grep -E '^([^/]*|core/src/.*)\.rs$' | sort | while read -r f; do
 		echo "$(git hash-object "$f") $f"; done) >"$tmp"
-	newer=$(find "$src/drivers/md/rtmirror" -name '*.rs' -newer "$kernel" | head -n 1)
+	newer=$(find "$src/drivers/md/rtmirror" -maxdepth 1 -name '*.rs' -newer "$kernel" | head -n 1)
+	[ -n "$newer" ] || newer=$(find "$src/drivers/md/rtmirror/core/src" -name '*.rs' -newer "$kernel" 2>/dev/null | head -n 1)
 	for c in $(git rev-list --max-count=400 --all); do
-		if git ls-tree -r "$c" dm_rtmirror | awk '$4 ~ /\.rs$/ && $4 !~ /^dm_rtmirror\/core\/target\// { sub(/^dm_rtmirror\//, "", $4); print $3, $4 }' |
+		if git ls-tree -r "$c" dm_rtmirror | awk '$4 ~ /^dm_rtmirror\/([^\/]*|core\/src\/.*)\.rs$/ { sub(/^dm_rtmirror\//, "", $4); print $3, $4 }' |
 			sort -k2 | cmp -s - <(sort -k2 "$tmp"); then
 			# name it after the commit that last changed dm_rtmirror/ (the code measured)
-			echo "$(git log -1 --format=%h --abbrev=12 "$c" -- dm_rtmirror)${newer:+ (the source tree changed after the image was built: unsure)}"
+			echo "$(git log -1 --format=%h --abbrev=12 "$c" -- ':(glob)dm_rtmirror/*.rs' ':(glob)dm_rtmirror/core/src/**')${newer:+ (the source tree changed after the image was built: unsure)}"
 			rm -f "$tmp"; return
 		fi
 	done
