@@ -748,9 +748,6 @@ def main():
             base = args.out[:-3] if args.out.endswith(".md") else args.out
         else:
             base = os.path.splitext(args.report[0])[0]
-        if len(boots) > 1:
-            with open(base + ".json", "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
         print(report(data, base + ".md", base))
         return 0
 
