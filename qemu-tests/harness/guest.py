@@ -84,7 +84,8 @@ class Guest:
                  console_mode="stdio", done_grace_s=3.0):
         """
         arch      "x86_64" or "s390x"
-        disks     list of FaultDisk (or anything with .socket and .name);
+        disks     list of FaultDisk (or anything with .socket and .name), or of
+                  RawDisk (.file and no .socket: a plain image file, -drive);
                   guest sees them as /dev/vda, vdb, ... in this order; None
                   is a disk not attached (its slot stays empty)
         handler   callable(words: list[str]) -> str | None; None falls back
@@ -161,10 +162,16 @@ class Guest:
             if d is None:
                 continue
             node = "d%d" % i
-            a += ["-blockdev",
-                  # discard=unmap: pass guest discards on to the server.
-                  "driver=nbd,node-name=%s,server.type=unix,server.path=%s,"
-                  "export=,discard=unmap" % (node, d.socket)]
+            if getattr(d, "socket", None) is None and getattr(d, "file", None):
+                # a plain image file (harness.raw_disk.RawDisk): no NBD server
+                a += d.drive_args(node) if hasattr(d, "drive_args") else [
+                    "-drive", "file=%s,format=raw,if=none,id=%s,cache=none,"
+                    "aio=threads" % (d.file, node)]
+            else:
+                a += ["-blockdev",
+                      # discard=unmap: pass guest discards on to the server.
+                      "driver=nbd,node-name=%s,server.type=unix,server.path=%s,"
+                      "export=,discard=unmap" % (node, d.socket)]
             serial = getattr(d, "name", node)
             if self.arch == "x86_64":
                 dev = ("virtio-blk-pci,drive=%s,serial=%s,addr=0x%x,"
