@@ -19,22 +19,6 @@ deb_ver=2.03.31-2
 base="$RTMIRROR_CACHE/lvm2"
 mkdir -p "$base"
 
-# The Debian mirror URI comes from this machine's own apt configuration (as install-deps.sh).
-debian_uri() {
-	local f uri
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -e "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-		if [ -n "$uri" ] && grep -q '^Suites:.*bookworm' "$f"; then
-			echo "$uri"; return
-		fi
-	done
-	uri=$(awk '$1 == "deb" && $0 !~ /security/ && $0 ~ /bookworm/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' \
-		/etc/apt/sources.list 2>/dev/null || true)
-	[ -n "$uri" ] && { echo "$uri"; return; }
-	die "no Debian bookworm source found in /etc/apt; cannot derive the mirror URI"
-}
-
 # Sources only (deb-src) of trixie, pinned low: nothing is ever installed from it.
 add_trixie_src() {
 	local src=/etc/apt/sources.list.d/rtmirror-trixie-src.sources pin=/etc/apt/preferences.d/rtmirror-trixie-src

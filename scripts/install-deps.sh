@@ -4,28 +4,14 @@
 # nothing already installed is upgraded from them.
 set -euo pipefail
 
+# debian_uri and the cache location; the log and die below are this script's own.
+. "$(dirname "$0")/lib.sh"
 log() { printf 'install-deps: %s\n' "$*"; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 . /etc/os-release
 [ "${VERSION_CODENAME:-}" = bookworm ] || log "warning: tested on Debian bookworm, this is ${PRETTY_NAME:-unknown}"
-
-# The Debian mirror URI comes from this machine's own apt configuration.
-debian_uri() {
-	local f uri
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -e "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-		if [ -n "$uri" ] && grep -q '^Suites:.*bookworm' "$f"; then
-			echo "$uri"; return
-		fi
-	done
-	uri=$(awk '$1 == "deb" && $0 !~ /security/ && $0 ~ /bookworm/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' \
-		/etc/apt/sources.list 2>/dev/null || true)
-	[ -n "$uri" ] && { echo "$uri"; return; }
-	die "no Debian bookworm source found in /etc/apt; cannot derive the mirror URI"
-}
 
 add_suite() { # <name> <suite> <architectures>
 	local name=$1 suite=$2 arches=$3 uri keyring=/usr/share/keyrings/debian-archive-keyring.gpg

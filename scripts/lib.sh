@@ -79,3 +79,19 @@ apply_rust_abstractions() {
 	# to start): rtmirror is one of them (docs/boot.md).
 	add_line_once "$tree/drivers/md/dm-init.c" '	"rtmirror",' '^	"linear",$'
 }
+
+# The Debian mirror URI comes from this machine's own apt configuration (install-deps.sh, build-lvm2.sh).
+debian_uri() {
+	local f uri
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -e "$f" ] || continue
+		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
+		if [ -n "$uri" ] && grep -q '^Suites:.*bookworm' "$f"; then
+			echo "$uri"; return
+		fi
+	done
+	uri=$(awk '$1 == "deb" && $0 !~ /security/ && $0 ~ /bookworm/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' \
+		/etc/apt/sources.list 2>/dev/null || true)
+	[ -n "$uri" ] && { echo "$uri"; return; }
+	die "no Debian bookworm source found in /etc/apt; cannot derive the mirror URI"
+}
