@@ -81,8 +81,11 @@ const WATCHDOG_WORK: u64 = 4;
 /// Number of work items of a target.
 const NR_WORKS: usize = 5;
 
-/// Regions whose writes all completed are cleared in the log this long after, in batches.
-const CLEAN_DELAY_MS: u32 = 1000;
+/// Period of the lazy cleaner: a region whose writes all completed is cleared in the log once
+/// it stayed idle from one pass to the next, so 5 to 10 s after its last write (md's bitmap
+/// daemon sleeps 5 s). Shorter means fewer regions to resync after a crash, longer means fewer
+/// log writes for data written again and again.
+const CLEAN_PASS_MS: u32 = 5000;
 
 /// The module's [`Globals`], set before the target type is registered.
 static GLOBALS: Atomic<*mut Globals> = Atomic::new(core::ptr::null_mut());
@@ -1151,7 +1154,10 @@ impl Target for RtMirror {
             return Err(EINVAL);
         }
         for (w, a) in words.iter_mut().zip(args.iter()) {
-            *w = a.to_str().map_err(|_| EINVAL)?;
+            *w = a.to_str().map_err(|_| {
+                pr_warn!("{}: bad message: a word is not UTF-8\n", self.dev_name());
+                EINVAL
+            })?;
         }
         match message::parse_message(&words[..args.len()], self.legs.len() as u8) {
             Ok(m) => self.handle_message(m),

@@ -107,6 +107,9 @@ pub(crate) struct DevTrack {
     pub(crate) users: Atomic<u32>,
     /// Result of the last probe (`PROBE_*`).
     pub(crate) probe: Atomic<u32>,
+    /// When a tracked bio with data of the device last completed (`now_ns`): a leg that
+    /// completes nothing hangs, one that completes late requests now and then is slow.
+    last_done: Atomic<i64>,
 }
 
 impl_has_work! {
@@ -143,6 +146,7 @@ impl DevTrack {
             tracked: Atomic::new(0),
             users: Atomic::new(0),
             probe: Atomic::new(PROBE_IDLE),
+            last_done: Atomic::new(0),
         })
     }
 }
@@ -339,6 +343,11 @@ impl BioCompletion for LegIo {
         if let Some(t) = &this.track {
             let won = this.state.cmpxchg(TRACKED, DONE, Full).is_ok();
             let _guard = t.list.lock();
+            // Abandoned or not, the device moved data. Flushes do not count: a device that
+            // holds its writes may still answer flushes (and probes are reads).
+            if this.bytes > 0 {
+                t.last_done.store(now_ns(), Relaxed);
+            }
             if won {
                 // SAFETY: The entry is linked in `t`'s list (state was TRACKED), whose lock
                 // we hold.
@@ -508,11 +517,11 @@ impl RtMirror {
         let _ = track.wq.enqueue(track.clone());
     }
 
-    /// Whether device `dev` has a bio of this table older than `timeout_ns`.
-    pub(crate) fn has_expired(&self, dev: usize, timeout_ns: i64) -> bool {
-        let Some(track) = self.tracks.get(dev) else {
-            return false;
-        };
+    /// Since when device `dev` has answered nothing although a bio of this table waits on it
+    /// longer than `timeout_ns`: the issue time of the oldest such bio, or the device's last
+    /// completion if that is later. `None` if no bio of this table is that old.
+    pub(crate) fn stalled_since(&self, dev: usize, timeout_ns: i64) -> Option<i64> {
+        let track = self.tracks.get(dev)?;
         let now = now_ns();
         let me = self.table_id();
         let guard = track.list.lock();
@@ -523,16 +532,17 @@ impl RtMirror {
             let mut pos = (*head).next;
             while pos != head {
                 let e = &*pos.cast::<LegIo>();
-                if now - e.started.load(Relaxed) < timeout_ns {
-                    return false;
+                let started = e.started.load(Relaxed);
+                if now - started < timeout_ns {
+                    return None;
                 }
                 if e.table == me {
-                    return true;
+                    return Some(started.max(track.last_done.load(Relaxed)));
                 }
                 pos = (*pos).next;
             }
         }
-        false
+        None
     }
 
     /// Abandons up to `max` tracked entries of device `dev` older than `timeout_ns` and

@@ -459,8 +459,8 @@ impl RtMirror {
             }
             Ok(WriteDone::CannotAck) | Err(_) => st.fail(),
         }
-        // Regions whose writes all completed are cleared lazily, in one batch.
-        self.kick_after::<CLEAN_WORK>(crate::CLEAN_DELAY_MS);
+        // Regions whose writes all completed are cleared lazily, once idle for a whole pass.
+        self.kick_after::<CLEAN_WORK>(crate::CLEAN_PASS_MS);
         drop(shared);
         // Dropping `io` acknowledges the write.
     }

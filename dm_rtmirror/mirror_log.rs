@@ -20,7 +20,7 @@ use kernel::{
 };
 
 use crate::log_format::{self, next_run, set_bits, CopyClass, LogOutcome, LogWant, ResyncSource};
-use crate::region::{LogDone, LogWrite, RegionError, RegionState, Regions};
+use crate::region::{CleanPass, LogDone, LogWrite, RegionError, RegionState, Regions};
 use crate::status::LegState;
 use crate::table::MAX_LOGS;
 use crate::{RtMirror, Running, CLEAN_WORK, LOG_WORK};
@@ -452,8 +452,7 @@ impl RtMirror {
     }
 
     /// Writes the blocks of `w` (encoded in `bufs`) to its copies: bitmap blocks first, in
-    /// runs of contiguous blocks, then each copy's header slot. Every bio is FUA and the
-    /// first one of each copy also flushes. Returns the copies all of whose bios succeeded.
+    /// runs of contiguous blocks, then each copy's header slot. Every bio is FUA. Returns the copies all of whose bios succeeded.
     fn write_blocks(&self, bufs: &mut LogBuffers, w: &LogWrite) -> Result<u8, WriteErr> {
         let present = self
             .logs
@@ -482,7 +481,9 @@ impl RtMirror {
 
     fn write_set(&self, bufs: &mut LogBuffers, w: &LogWrite, mask: u8) -> Result<u8, WriteErr> {
         let mut ok = mask;
-        let mut opf = WRITE_FUA.preflush();
+        // FUA alone: a log write needs none of the copy's earlier writes flushed (they were
+        // FUA themselves), and the legs are flushed separately before a log write that clears.
+        let opf = WRITE_FUA;
         let run_max = LogBuffers::page_bytes(bufs.encoded.len()) / BLOCK;
         let mut from = 0;
         while let Some((first, n)) = next_run(&bufs.blocks, from, run_max) {
@@ -490,7 +491,6 @@ impl RtMirror {
             let pos = log_format::bitmap_block_pos(first) as usize;
             let (off, bytes) = (pos * BLOCK, n * BLOCK);
             ok &= self.write_run(bufs, ok, opf, off, bytes, |_| (pos * BLOCK / 512) as u64)?;
-            opf = WRITE_FUA;
         }
         let slot = |i: usize| u64::from((w.slots >> i) & 1) * (BLOCK / 512) as u64;
         ok &= self.write_run(bufs, ok, opf, 0, BLOCK, slot)?;
@@ -603,12 +603,18 @@ impl WorkItem<CLEAN_WORK> for RtMirror {
     type Pointer = Running;
 
     fn run(this: Running) {
-        let cleaned = {
+        let pass = {
             let mut shared = this.shared.lock();
-            shared.regions().map_or(0, |mut r| r.clean_batch(u64::MAX))
+            shared
+                .regions()
+                .map_or(CleanPass::default(), |mut r| r.clean_idle(u64::MAX))
         };
-        if cleaned > 0 {
+        if pass.cleaned > 0 {
             this.kick::<LOG_WORK>();
+        }
+        // Regions still idle at the next pass are cleared then.
+        if pass.waiting > 0 {
+            this.kick_after::<CLEAN_WORK>(crate::CLEAN_PASS_MS);
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::inflight::{
     now_ns, LegIo, Owner, DETACHED_IOS, PROBE_FAILED, PROBE_IDLE, PROBE_IN_FLIGHT, PROBE_OK,
 };
 use crate::status::LegState;
-use crate::{LegChange, RtMirror, Running, RESYNC_WORK, WATCHDOG_WORK};
+use crate::table::MAX_LEGS;
+use crate::{region, LegChange, RtMirror, Running, RESYNC_WORK, WATCHDOG_WORK};
 
 /// A Degraded leg is probed this often.
 pub(crate) const PROBE_INTERVAL_MS: i64 = 1000;
@@ -62,12 +63,25 @@ impl RtMirror {
             return;
         }
         let timeout_ns = i64::from(timeout) * 1_000_000;
-        let nr_devs = self.legs.len() + self.logs.len();
+        let nr_legs = self.legs.len().min(MAX_LEGS);
+        // Late legs are taken out of service the one silent longest first: when a leg hangs
+        // and another is merely slow (it still completes requests, late), the slow one is
+        // kept as the last in-sync leg.
+        let mut stalled = [None; MAX_LEGS];
+        for (leg, since) in stalled.iter_mut().enumerate().take(nr_legs) {
+            *since = self.stalled_since(leg, timeout_ns);
+            if since.is_none() {
+                self.leg_answers_in_time(leg);
+            }
+        }
+        let mut order = [0; MAX_LEGS];
+        let nr_late = region::timeout_order(&stalled[..nr_legs], &mut order);
+        let late_legs = order.iter().take(nr_late).copied();
+        let late_legs = late_legs.filter(|&leg| self.leg_may_time_out(leg, timeout));
+        // Log copies: a late one fails its log write, see `take_expired`.
+        let log_devs = nr_legs..nr_legs + self.logs.len();
         if let Ok(mut batch) = KVec::with_capacity(ABANDON_BATCH, GFP_NOIO) {
-            for dev in 0..nr_devs {
-                if dev < self.legs.len() && !self.leg_may_time_out(dev, timeout_ns, timeout) {
-                    continue;
-                }
+            for dev in Iterator::chain(late_legs, log_devs) {
                 loop {
                     self.take_expired(dev, timeout_ns, &mut batch);
                     let full = batch.len() == ABANDON_BATCH;
@@ -86,15 +100,10 @@ impl RtMirror {
         self.kick_after::<WATCHDOG_WORK>(Self::watchdog_period_ms(timeout));
     }
 
-    /// Whether the expired bios of leg `leg` may be given up: the leg hangs and is moved out
-    /// of service (Degraded), or is out of service already. The last in-sync leg is kept:
-    /// its I/O waits, and business goes on once it answers (a log copy that hangs simply
-    /// fails its log write, see `run_watchdog`).
-    fn leg_may_time_out(&self, leg: usize, timeout_ns: i64, timeout: u32) -> bool {
-        let Some(l) = self.legs.get(leg) else {
-            return false;
-        };
-        if !self.has_expired(leg, timeout_ns) {
+    /// Leg `leg` has no I/O beyond the timeout: if it was kept as the last in-sync leg, say
+    /// that it answers again.
+    fn leg_answers_in_time(&self, leg: usize) {
+        if let Some(l) = self.legs.get(leg) {
             if l.held_by_timeout.xchg(false, Relaxed) {
                 pr_info!(
                     "{}: leg {} answers again; it was kept as the last in-sync leg\n",
@@ -102,8 +111,17 @@ impl RtMirror {
                     leg
                 );
             }
-            return false;
         }
+    }
+
+    /// Whether the late bios of leg `leg` may be given up: the leg hangs and is moved out of
+    /// service (Degraded), or is out of service already. The last in-sync leg is kept: its
+    /// I/O waits, and business goes on once it answers (a log copy that hangs simply fails
+    /// its log write, see `run_watchdog`).
+    fn leg_may_time_out(&self, leg: usize, timeout: u32) -> bool {
+        let Some(l) = self.legs.get(leg) else {
+            return false;
+        };
         let from = [LegState::InSync, LegState::Resyncing];
         match self.change_leg_state(leg, LegState::Degraded, &from, true) {
             LegChange::Changed => {

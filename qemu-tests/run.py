@@ -270,6 +270,21 @@ def check_bad_tables(res, disks, errors):
         errors.append("only %d malformed tables/messages rejected with a reason" % n)
 
 
+def check_table_fuzz(res, disks, errors):
+    """Guest-side fuzzing: most generated tables must have been rejected (with a reason, which
+    the guest checked), some messages accepted and some refused."""
+    counts = {k: int(res.result(k, "0")) for k in (
+        "tables_accepted", "tables_rejected", "messages_accepted", "messages_rejected",
+        "silent_rejections")}
+    print("    seed %s: %s" % (res.result("seed"), " ".join("%s=%d" % kv for kv in counts.items())))
+    if counts["tables_rejected"] < 100 or counts["messages_rejected"] < 100:
+        errors.append("too few malformed tables or messages were tried: %r" % counts)
+    if counts["messages_accepted"] == 0:
+        errors.append("no generated message was valid: the generator lost its valid cases")
+    if counts["silent_rejections"]:
+        errors.append("%d rejections without a reason" % counts["silent_rejections"])
+
+
 def check_fault_selftest(res, disks, errors):
     st = disks[1].stats()
     if st.get("errors", 0) < 2:
@@ -411,6 +426,50 @@ def check_log_ratio(res, disks, errors):
         errors.append("log writes are %.2f of data writes" % ratio)
 
 
+def check_lvm_two_layer(res, disks, errors):
+    """The guest asserts the outcomes (data, leg states, resync, lvs answering during the
+    hang); the host reports what it measured."""
+    keys = ("degraded_after_cs", "restricted_lvs_ms", "unrestricted_lvs_blocked_s",
+            "unrestricted_lvs_total_ms", "regions_copied", "regions_total",
+            "regions_copied_error", "files_verified")
+    got = ["%s=%s" % (k, res.result(k)) for k in keys if res.result(k) is not None]
+    if got:
+        print("    " + " ".join(got))
+    for i in range(4):
+        if disks[i].stats().get("writes", 0) == 0:
+            errors.append("%s (subsystem %s) saw no writes" % (disks[i].name, "AB"[i // 2]))
+
+
+LVM_MODES = ("full", "devicesfile", "devices")
+
+
+def check_lvm_activation(res, disks, errors):
+    """Activation of the two-layer layout, per scan mode: median of the runs (host ms, from
+    the guest's `host now`), and the reads the dummies' backends counted. The restricted
+    modes must read nothing from the dummies (asserted); the full scan must read every
+    dummy (asserted: otherwise the dummies were not seen and the comparison means nothing)."""
+    n = int(res.result("dummies", "-1"))
+    if n != len(disks) - 4:
+        errors.append("guest saw %d dummies, the host gave %d" % (n, len(disks) - 4))
+    for mode in LVM_MODES:
+        times = [int(v) for v in res.results.get("activate_ms_" + mode, [])]
+        reads = [v for v in res.results.get("dummy_reads_" + mode, [])]
+        if len(times) < 5:
+            errors.append("%s: %d timed activations, expected 5" % (mode, len(times)))
+            continue
+        med = sorted(times)[len(times) // 2]
+        print("    %d dummies, %-11s median %6d ms  runs %s  dummy backend reads per run %s"
+              % (n, mode, med, ",".join(map(str, times)), ",".join(reads)))
+        for r in reads:
+            backend, guest = (int(x) for x in r.split("/"))
+            if mode == "full" and n and (backend < n or guest < n):
+                errors.append("full scan: dummies read %d times at the backends, %d in the "
+                              "guest, fewer than the %d dummies" % (backend, guest, n))
+            if mode != "full" and (backend or guest):
+                errors.append("%s: dummies read %d times at the backends, %d in the guest"
+                              % (mode, backend, guest))
+
+
 ALL = ("x86_64", "s390x")
 # name: (disk sizes in MiB, host check, architectures)
 SCENARIOS = {
@@ -419,6 +478,7 @@ SCENARIOS = {
     "remove_unload": ([64, 64], check_identical, ALL),
     "absent_leg": ([64, 64], check_absent_leg, ("x86_64",)),
     "bad_tables": ([64, 64, 16, 8], check_bad_tables, ALL),
+    "table_fuzz": ([64, 64, 16, 8], check_table_fuzz, ("x86_64",)),
     "fault_selftest": ([16, 16], check_fault_selftest, ("x86_64",)),
     "leg_error": ([64, 64], check_leg_error, ("x86_64",)),
     "log_copy_error": ([64, 64, 1, 1], check_log_copy_error, ("x86_64",)),
@@ -445,6 +505,7 @@ SCENARIOS = {
     "failed_means_failed": ([64, 64, 1, 1], check_report, ALL),
     "last_leg_timeout": ([64, 64, 1, 1], check_identical_report, ALL),
     "microcode_update": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
+    "hang_while_other_slow": ([64, 64, 1, 1], check_identical_report, ("x86_64",)),
     # Measurement, on demand: --only timeout_cost (bounce copies with a timeout set).
     "timeout_cost": ([64, 64, 1, 1], check_timeout_cost, ()),
     # Measurement, on demand: --only resync_timing --append rtm.region=<sectors>.
@@ -452,7 +513,20 @@ SCENARIOS = {
     # Kernel kind: runs only on a kernel with CONFIG_DM_RTMIRROR=y (--builtin).
     "builtin_target": ([64, 64], check_pattern, ALL),
     "lvm_create": ([64, 64, 16, 16], check_report, ALL),
+    # Two-layer LVM (docs/lvm-two-layer.md): subsystem A = vda+vdb, B = vdc+vdd.
+    "lvm_two_layer": ([96, 96, 96, 96], check_lvm_two_layer, ALL),
+    # Measurement, on demand (docs/lvm-two-layer.md): activation of the two-layer layout with
+    # N dummy disks (DUMMIES), full scan vs devices file vs --devices.
+    "lvm_activation_0": ([96, 96, 96, 96], check_lvm_activation, ()),
+    "lvm_activation_20": ([96, 96, 96, 96], check_lvm_activation, ()),
+    "lvm_activation_40": ([96, 96, 96, 96], check_lvm_activation, ()),
+    "lvm_activation_80": ([96, 96, 96, 96], check_lvm_activation, ()),
 }
+# Extra disks after the scenario's own: (count, MiB each), FaultDisks with serial x<n>, which
+# the guest's init names /dev/dummy<n> (blank: no label, nothing on them).
+DUMMIES = {"lvm_activation_%d" % n: (n, 8) for n in (0, 20, 40, 80)}
+# Guest script of a scenario, when not its own name.
+SCRIPT = {"lvm_activation_%d" % n: "lvm_activation" for n in (0, 20, 40, 80)}
 # Scenarios that load and unload the module: not on a kernel with the target built in.
 MODULE_ONLY = {"remove_unload"}
 # Scenarios that need the target built into the kernel.
@@ -500,6 +574,18 @@ def host_handler(disks):
     def handler(words):
         if words[:1] == ["log-state"]:
             return "ok " + log_state(disks[int(words[1])])
+        if words[:1] == ["stats-sum"]:
+            # stats-sum <from> <to>: the counters of disks from..to-1 added up.
+            total = {}
+            for d in disks[int(words[1]):int(words[2])]:
+                for k, v in d.stats().items():
+                    if isinstance(v, int):
+                        total[k] = total.get(k, 0) + v
+            return "ok " + " ".join("%s=%d" % kv for kv in sorted(total.items()))
+        if words[:1] == ["reset-stats-range"]:
+            for d in disks[int(words[1]):int(words[2])]:
+                d.reset_stats()
+            return "ok"
         return None
     return handler
 
@@ -550,10 +636,12 @@ def run_one(name, args, root, seed):
         sizes, scripts, check, _, between = PHASED[name]
     else:
         sizes, check, _ = SCENARIOS[name]
-        scripts, between = [name], None
+        scripts, between = [SCRIPT.get(name, name)], None
     work = os.path.join(root, name)
     os.makedirs(work, exist_ok=True)
     disks = [FaultDisk(work, "d%d" % i, s * MiB) for i, s in enumerate(sizes)]
+    n_dummies, dummy_mib = DUMMIES.get(name, (0, 0))
+    disks += [FaultDisk(work, "x%d" % i, dummy_mib * MiB, log=False) for i in range(n_dummies)]
     errors = []
     modes = POWERCUT.get(name)
     try:
@@ -597,13 +685,13 @@ def main():
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--builtin", action="store_true",
                     help="the kernel has rtmirror built in (CONFIG_DM_RTMIRROR=y), no module")
-    ap.add_argument("--known-bug", action="append", default=[], metavar="NAME",
-                    help="do not run NAME: a known bug makes it fail on this kernel; printed as "
-                         "SKIP (counted neither passed nor failed; docs/fault-handling.md)")
     ap.add_argument("--rootfs", default="",
                     help="ext4 image of the guest tree (build-initramfs.sh): with --builtin, "
                          "the root-on-rtmirror boots run")
     ap.add_argument("--label", default="", help="name printed before each scenario (default: arch)")
+    ap.add_argument("--shard", default="1/1", metavar="K/N",
+                    help="run only every N-th scenario, starting with the K-th (N runners in "
+                         "parallel share one scenario set)")
     ap.add_argument("--seed", type=int, default=None,
                     help="seed of the power cuts' cache losses (default: random, printed)")
     args = ap.parse_args()
@@ -619,11 +707,13 @@ def main():
     if not (args.builtin and args.rootfs):
         names = [n for n in names if n not in ROOT_SCENARIOS]
     names = [n for n in names if n not in (BUILTIN_ONLY if not args.builtin else MODULE_ONLY)]
-    for n in args.known_bug:
-        if n in names:
-            names.remove(n)
-            print("SKIP %s/%s: known bug, not run (docs/fault-handling.md, Known bugs)"
-                  % (label, n))
+    try:
+        k, n_shards = (int(x) for x in args.shard.split("/"))
+        if not 1 <= k <= n_shards:
+            raise ValueError
+    except ValueError:
+        ap.error("--shard: K/N with 1 <= K <= N, not %r" % args.shard)
+    names = names[k - 1::n_shards]
     root = tempfile.mkdtemp(prefix="rtmirror-%s-" % args.arch)
     passed = failed = 0
     for name in names:

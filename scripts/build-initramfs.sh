@@ -48,6 +48,17 @@ for c in pvcreate pvremove pvs pvscan vgcreate vgremove vgs vgchange vgscan lvcr
 	ln -s lvm "$root/sbin/$c"
 done
 cp "$here/qemu-tests/guest/lvm.conf" "$root/etc/lvm/lvm.conf"
+# An empty ext4 file system of 96 MiB, made here (neither guest has mkfs.ext4; e2fsprogs is not
+# in the s390x userland): lvm_two_layer writes it onto its rtmirror LV. x86_64 also gets e2fsck.
+mkdir -p "$root/lib/rtm"
+truncate -s 96M "$root/lib/rtm/ext4-96m.img"
+mkfs.ext4 -q -F -b 4096 -L two_layer "$root/lib/rtm/ext4-96m.img"
+gzip -9 "$root/lib/rtm/ext4-96m.img"
+case $arch in x86_64) copy_with_libs "" /sbin/e2fsck /sbin/e2fsck ;; esac
+
+# The soak's workload and oracle (qemu-tests/soak.py), linked statically: no libraries to copy.
+case $arch in x86_64) cc=gcc ;; s390x) cc=s390x-linux-gnu-gcc ;; esac
+$cc -O2 -Wall -static -pthread -o "$root/bin/rtm-stress" "$here/qemu-tests/soak/rtm_stress.c"
 
 ko="$kbuild/rtmirror-module-$(checkout_key)/dm_rtmirror/dm_rtmirror.ko"
 [ -e "$ko" ] && cp "$ko" "$root/modules/"

@@ -28,6 +28,75 @@ if ! bash scripts/install-deps.sh; then
 	echo "prerequisites could not be installed"; echo "0 passed, 1 failed"; exit 1
 fi
 
+# Guest kernels and scenario sets, as pipelines that run at the same time, started before the
+# host tests so that the kernel builds overlap them: kernel builds take turns
+# (scripts/build-kernel.sh holds a lock on the shared kernel tree), and each scenario set
+# starts as soon as its kernel is built, so QEMU (one CPU, often waiting on timeouts) overlaps
+# the next build. Each pipeline writes its own log, printed when it ended; its last line is
+# "N passed, N failed".
+#   pipeline <name> <arch> <mode> <label> <only>
+pipeline() {
+	local name=$1 arch=$2 mode=$3 label=$4 only=$5 out image initrd p=0 f=0 line
+	local started=$(date +%s)
+	echo "--- $name: build $arch kernel ($mode) ($(( started - t_start ))s)"
+	if ! out=$(bash scripts/build-kernel.sh "$arch" "$mode" | tail -n 1) || [ ! -d "$out" ]; then
+		echo "FAIL $label: kernel/module build"; echo "0 passed, 1 failed"; return
+	fi
+	echo "PASS $label: kernel build ($mode)"; p=1
+	image=$out/image-$(checkout_key)
+	initrd=$out/initramfs-$(checkout_key).cpio.gz rootfs=$out/rootfs-$(checkout_key).ext4
+	if ! bash scripts/build-initramfs.sh "$arch" "$out" "$initrd" "$rootfs"; then
+		echo "FAIL $label: initramfs"; echo "$p passed, 1 failed"; return
+	fi
+	echo "--- $name: QEMU scenarios ($(( $(date +%s) - t_start ))s)"
+	# The debug kernel's set is the slowest (KASAN under TCG): two guests share it, so the
+	# second CPU is used once the other pipelines are done.
+	local shards=1 k
+	[ "$mode" = debug ] && shards=2
+	for k in $(seq 1 $shards); do
+		python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
+			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) \
+			--shard "$k/$shards" >"$work/$name.scen$k" 2>&1 &
+	done
+	wait
+	# The short fixed-seed fault soak (docs/soak.md) after the scenarios, on the x86_64 kernel
+	# with the target built in (that pipeline ends well before the debug one).
+	if [ "$arch" = x86_64 ] && [ "$mode" = builtin ] && [ -z "$only" ]; then
+		python3 qemu-tests/soak.py --arch "$arch" --label "$label" --kernel "$image" \
+			--initrd "$initrd" --seed 1 --epochs 3 --epoch-seconds 40 >"$work/$name.soak" 2>&1
+		cat "$work/$name.soak"
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.soak" | tail -n 1)
+		if [ -z "$line" ]; then echo "FAIL $label: soak crashed"; f=$((f + 1)); else
+			p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
+		fi
+	fi
+	for k in $(seq 1 $shards); do
+		cat "$work/$name.scen$k"
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.scen$k" | tail -n 1)
+		if [ -z "$line" ]; then echo "FAIL $label: scenario runner $k crashed"; f=$((f + 1)); continue; fi
+		p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
+	done
+	echo "--- $name: done in $(( $(date +%s) - started ))s"
+	echo "$p passed, $f failed"
+}
+work=$(mktemp -d)
+names=()
+# Started in this order, so the longest scenario set (debug) gets its kernel early; builds then
+# take turns on the kernel-tree lock.
+launch() { # <name> <arch> <mode> <only>
+	names+=("$1"); pipeline "$1" "$2" "$3" "$1" "$4" >"$work/$1.log" 2>&1 &
+	sleep 2
+}
+# x86_64 and s390x run on kernels with the target built in (as for a root file system on
+# rtmirror); the debug kernel loads it as a module, so both forms are tested.
+if [[ " $arches " == *" x86_64 "* ]]; then
+	# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object
+	# and memory checking and KASAN: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0
+	# skips it). Started first: its scenario set is the longest.
+	[ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ] && launch x86_64-debug x86_64 debug "${RTMIRROR_ONLY:-}"
+	launch x86_64 x86_64 builtin "${RTMIRROR_ONLY:-}"
+fi
+[[ " $arches " == *" s390x "* ]] && launch s390x s390x builtin "${RTMIRROR_ONLY:-}"
 step "host tests (cargo test)"
 log=$(mktemp)
 if cargo test --workspace 2>&1 | tee "$log" | grep -E '^test result|^test .* FAILED|panicked'; then :; fi
@@ -64,54 +133,7 @@ python3 qemu-tests/selftest_nbd.py | tee "$log" | tail -n 3
 add_counts "$log" || failx "NBD fault server self-test crashed"
 rm -f "$log"
 
-# Guest kernels and scenario sets, as pipelines that run at the same time: kernel builds take
-# turns (scripts/build-kernel.sh holds a lock on the shared kernel tree), and each scenario set
-# starts as soon as its kernel is built, so QEMU (one CPU, often waiting on timeouts) overlaps
-# the next build. Each pipeline writes its own log, printed when it ended; its last line is
-# "N passed, N failed".
-#   pipeline <name> <arch> <mode> <label> <only>
-pipeline() {
-	local name=$1 arch=$2 mode=$3 label=$4 only=$5 out image initrd p=0 f=0 line
-	local started=$(date +%s)
-	echo "--- $name: build $arch kernel ($mode) ($(( started - t_start ))s)"
-	if ! out=$(bash scripts/build-kernel.sh "$arch" "$mode" | tail -n 1) || [ ! -d "$out" ]; then
-		echo "FAIL $label: kernel/module build"; echo "0 passed, 1 failed"; return
-	fi
-	echo "PASS $label: kernel build ($mode)"; p=1
-	image=$out/image-$(checkout_key)
-	initrd=$out/initramfs-$(checkout_key).cpio.gz rootfs=$out/rootfs-$(checkout_key).ext4
-	if ! bash scripts/build-initramfs.sh "$arch" "$out" "$initrd" "$rootfs"; then
-		echo "FAIL $label: initramfs"; echo "$p passed, 1 failed"; return
-	fi
-	echo "--- $name: QEMU scenarios ($(( $(date +%s) - t_start ))s)"
-	python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
-		--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) \
-		$([ "$mode" = debug ] && echo --known-bug timeout_again_in_resync --known-bug microcode_update --known-bug degraded_powercut) >"$work/$name.scen" 2>&1
-	cat "$work/$name.scen"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.scen" | tail -n 1)
-	if [ -z "$line" ]; then echo "FAIL $label: scenario runner crashed"; f=1; line="0 passed, 0 failed"; fi
-	echo "--- $name: done in $(( $(date +%s) - started ))s"
-	echo "$((p + ${line%% passed*})) passed, $((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/'))) failed"
-}
-work=$(mktemp -d)
-names=()
-# Started in this order, so the longest scenario set (debug) gets its kernel early; builds then
-# take turns on the kernel-tree lock.
-launch() { # <name> <arch> <mode> <only>
-	names+=("$1"); pipeline "$1" "$2" "$3" "$1" "$4" >"$work/$1.log" 2>&1 &
-	sleep 2
-}
-# x86_64 and s390x run on kernels with the target built in (as for a root file system on
-# rtmirror); the debug kernel loads it as a module, so both forms are tested.
-if [[ " $arches " == *" x86_64 "* ]]; then
-	# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object
-	# and memory checking and KASAN: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0
-	# skips it). Started first: its scenario set is the longest.
-	[ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ] && launch x86_64-debug x86_64 debug "${RTMIRROR_ONLY:-}"
-	launch x86_64 x86_64 builtin "${RTMIRROR_ONLY:-}"
-fi
-[[ " $arches " == *" s390x "* ]] && launch s390x s390x builtin "${RTMIRROR_ONLY:-}"
-step "guest kernels and QEMU scenarios: ${names[*]} (in parallel)"
+step "guest kernels and QEMU scenarios: ${names[*]} (started before the host tests)"
 wait
 for n in "${names[@]}"; do
 	step "$n"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Lazy clean, then a power cut, phase 1. The backends have a volatile write cache, except leg 0's
 # (it writes through). O_DIRECT writes without a flush to 6 regions; the target marks them
-# dirty in the log, writes both legs, and about a second later clears them in the log. Once the
+# dirty in the log, writes both legs, and 5 to 10 s later clears them in the log. Once the
 # log copies on the backends' media say clean, the host cuts the power; leg 1's cache loses every
 # write not covered by a flush. A target that flushes the legs before a log write that clears
 # bits has nothing left in leg 1's cache for those regions.

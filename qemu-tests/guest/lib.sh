@@ -1,9 +1,13 @@
 # Shared guest-side helpers, sourced by every scenario (busybox sh).
 # Reporting: "@@RESULT key value" lines and "@@FAIL text" lines go to the host, which decides.
 MB=1048576
-result() { echo "@@RESULT $*"; }
-fail() { echo "@@FAIL $*"; }
-note() { echo "@@NOTE $*"; }
+# They write to fd 3, the console the scenario started with: a failure reported inside a
+# command substitution or a helper called with '>/dev/null' (wait_leg_state prints what it
+# measured) must still reach the host. Writing to stdout lost those.
+exec 3>&1
+result() { echo "@@RESULT $*" >&3; }
+fail() { echo "@@FAIL $*" >&3; }
+note() { echo "@@NOTE $*" >&3; }
 # Ask the host to do something (inject a fault, report counters); the reply is in $HOST_REPLY.
 host() { echo "@@HOST $*"; read -r HOST_REPLY; }
 expect() { # <description> <command...>: the command must succeed

@@ -3,8 +3,8 @@
 # subsystem goes away (hang: Degraded) and comes back (differential resync, R); while that
 # resync runs, leg 1's subsystem, the resync source, is slow (every request 1.5 s, beyond the
 # 1 s timeout) for a while. A verifying writer runs throughout: no write fails, leg 1 is never
-# taken out of service, the resync completes, every acknowledged write reads back from each
-# leg as primary, and the legs end identical (host).
+# taken out of service while leg 0 is not in sync, the resync completes, every acknowledged
+# write reads back from each leg as primary, and the legs end identical (host).
 . /scenarios/lib.sh
 load_rtmirror
 expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 6 region_size 1024 io_timeout_ms 1000 resync_kbps 2048"
@@ -20,7 +20,9 @@ host delay 1 1500
 i=0
 while [ $i -lt 8 ]; do
 	legs=$(status_of m0 | cut -d' ' -f2)
-	case $legs in ?A) ;; *) fail "leg 1 left service while slow: $(status_of m0)"; break ;; esac
+	# Leg 1 is the last in-sync leg until leg 0's resync is done; after that a slow leg 1
+	# may be timed out like any other (a slow guest finishes the resync within this loop).
+	case $legs in ?A | A?) ;; *) fail "leg 1 left service while leg 0 was not in sync: $(status_of m0)"; break ;; esac
 	sleep 1; i=$((i + 1))
 done
 host heal 1

@@ -81,7 +81,7 @@ class Guest:
     def __init__(self, arch, kernel, initrd, disks, append="", mem_mb=512,
                  timeout_s=600, workdir=None, handler=None, echo=False,
                  smp=1, qemu=None, extra_args=(), name="guest",
-                 console_mode="stdio", done_grace_s=3.0):
+                 console_mode="stdio", done_grace_s=3.0, line_hook=None):
         """
         arch      "x86_64" or "s390x"
         disks     list of FaultDisk (or anything with .socket and .name), or of
@@ -93,6 +93,8 @@ class Guest:
         workdir   where console log (<name>.console.log) is written
                   (default: the first disk's workdir, else cwd)
         echo      copy console output to our stdout as it arrives
+        line_hook callable(line: str) called for every console line (from
+                  the reader thread: keep it short)
         console_mode  "stdio" (default: -display none -serial stdio
                   -monitor none) or "nographic" (-nographic; its monitor mux
                   loses input bytes, avoid)
@@ -114,6 +116,7 @@ class Guest:
         self.name = name
         self.console_mode = console_mode
         self.done_grace_s = done_grace_s
+        self.line_hook = line_hook
         if workdir is None:
             present = [d for d in self.disks if d is not None]
             workdir = getattr(present[0], "workdir", None) if present else None
@@ -174,9 +177,16 @@ class Guest:
                       "export=,discard=unmap" % (node, d.socket)]
             serial = getattr(d, "name", node)
             if self.arch == "x86_64":
-                dev = ("virtio-blk-pci,drive=%s,serial=%s,addr=0x%x,"
+                if len(self.disks) <= 16:
+                    addr = "0x%x" % (0x10 + i)
+                else:
+                    # More disks than free slots (0x10..0x1f): 8 functions a slot, up
+                    # to 128 disks (run.py DUMMIES).
+                    addr = "0x%x.%x%s" % (0x10 + i // 8, i % 8,
+                                          ",multifunction=on" if i % 8 == 0 else "")
+                dev = ("virtio-blk-pci,drive=%s,serial=%s,addr=%s,"
                        "werror=report,rerror=report"
-                       % (node, serial, 0x10 + i))
+                       % (node, serial, addr))
             else:
                 dev = ("virtio-blk-ccw,drive=%s,serial=%s,devno=fe.0.%04x,"
                        "werror=report,rerror=report"
@@ -256,6 +266,8 @@ class Guest:
             pass
         if self.echo:
             print("[%s] %s" % (self.name, line), flush=True)
+        if self.line_hook is not None:
+            self.line_hook(line)
         m = _MARK_RE.match(line.strip())
         if not m:
             return

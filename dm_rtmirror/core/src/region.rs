@@ -18,6 +18,9 @@
 //!   write; cleared from `image` by [`Regions::clean_batch`];
 //! * `resync` — the legs may differ; only a resync clears it;
 //! * `recovering` — a resync is copying the region; writes are delayed.
+//! * `aged` — a clean candidate already seen by one pass of the lazy cleaner
+//!   ([`Regions::clean_idle`]): the next pass clears it if it was not written
+//!   meanwhile.
 //!
 //! Two more bitmaps have one bit per log bitmap block
 //! ([`crate::log_format::REGIONS_PER_BLOCK`] regions): blocks changed since
@@ -42,7 +45,7 @@ use crate::status::{LegState, LogState};
 use crate::table::{MAX_LEGS, MAX_LOGS};
 
 /// Number of per-region bitmaps held in the caller's `bits` slice.
-pub const REGION_BITMAPS: usize = 6;
+pub const REGION_BITMAPS: usize = 7;
 
 /// Number of per-block bitmaps (changed, in flight) in `bits`.
 pub const BLOCK_BITMAPS: usize = 2;
@@ -52,7 +55,7 @@ pub fn block_map_words(nr_regions: u64) -> usize {
     usize::try_from(bitmap_blocks(nr_regions).div_ceil(64)).unwrap_or(usize::MAX)
 }
 
-/// `u64` words the caller must provide as `bits` for `nr_regions`: six
+/// `u64` words the caller must provide as `bits` for `nr_regions`: seven
 /// region bitmaps and two block bitmaps.
 pub fn region_words_needed(nr_regions: u64) -> usize {
     bitmap_words(nr_regions)
@@ -77,6 +80,15 @@ pub enum WriteStart {
     /// retry after [`Regions::resync_end`] or after a write to the region
     /// finished.
     Delay,
+}
+
+/// What one pass of the lazy cleaner did ([`Regions::clean_idle`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanPass {
+    /// Regions cleared in the in-memory image (the next log write records it).
+    pub cleaned: u64,
+    /// Candidates left for a later pass: the cleaner must run again.
+    pub waiting: u64,
 }
 
 /// Answer of [`Regions::resync_begin`].
@@ -200,6 +212,34 @@ pub fn timeout_may_suspend(legs: &[LegState], leg: usize) -> bool {
             .iter()
             .enumerate()
             .any(|(i, &s)| i != leg && s == LegState::InSync)
+}
+
+/// The order in which the I/O timeout handles late legs: `stalled[i]` is since when leg `i`
+/// has answered nothing although an I/O waits on it beyond the timeout (`None`: no I/O of
+/// the leg is late). Fills `out` with the late legs, the one silent longest first, and
+/// returns how many. When several legs are late in the same watchdog pass, the one that
+/// hangs leaves service first, and the leg kept by [`timeout_may_suspend`] is the one that
+/// was merely slow (it went on completing requests, late).
+pub fn timeout_order(stalled: &[Option<i64>], out: &mut [usize; MAX_LEGS]) -> usize {
+    let mut n = 0;
+    for (leg, since) in stalled.iter().enumerate().take(MAX_LEGS) {
+        let Some(since) = *since else { continue };
+        // Insertion sort: at most `MAX_LEGS` entries; ties keep leg order.
+        let mut at = n;
+        while at > 0
+            && stalled
+                .get(out[at - 1])
+                .copied()
+                .flatten()
+                .is_some_and(|o| o > since)
+        {
+            out[at] = out[at - 1];
+            at -= 1;
+        }
+        out[at] = leg;
+        n += 1;
+    }
+    n
 }
 
 /// The small, owned part of the region state (no borrowed memory).
@@ -498,6 +538,7 @@ pub struct Regions<'a> {
     candidate: &'a mut [u64],
     resync: &'a mut [u64],
     recovering: &'a mut [u64],
+    aged: &'a mut [u64],
     changed: &'a mut [u64],
     snap_blocks: &'a mut [u64],
     inflight: &'a mut [u16],
@@ -523,6 +564,7 @@ impl<'a> Regions<'a> {
         let mut next = || chunks.next().unwrap_or(&mut []);
         let (image, snapshot, durable) = (next(), next(), next());
         let (candidate, resync, recovering) = (next(), next(), next());
+        let aged = next();
         let mut chunks = blocks.chunks_exact_mut(bw.max(1));
         let changed = chunks.next().unwrap_or(&mut []);
         let snap_blocks = chunks.next().unwrap_or(&mut []);
@@ -534,6 +576,7 @@ impl<'a> Regions<'a> {
             candidate,
             resync,
             recovering,
+            aged,
             changed,
             snap_blocks,
             inflight,
@@ -733,7 +776,7 @@ impl<'a> Regions<'a> {
             self.st.out_of_sync = self.st.out_of_sync.saturating_add(1);
         }
         if self.inflight(r) == 0 && !bit(self.resync, r) && bit(self.image, r) {
-            set_bit(self.candidate, r, true);
+            self.make_candidate(r, false);
         }
         // A write that some leg lacks (failed there, or the leg does not receive writes) is
         // acknowledged only once the generation recording that leg's state is durable:
@@ -897,6 +940,57 @@ impl<'a> Regions<'a> {
             }
         }
         n
+    }
+
+    /// One pass of the lazy cleaner: clears (as [`Regions::clean_batch`] does) up to `max`
+    /// clean candidates that were candidates already at the previous pass and were not
+    /// written since, and ages the others for the next pass. So a region is cleared only
+    /// after it stayed idle between one pass and the next, as md's bitmap daemon does: a
+    /// region written again and again stays dirty and costs no log write per write, at the
+    /// price of resyncing the regions written in the last two passes after a crash.
+    pub fn clean_idle(&mut self, max: u64) -> CleanPass {
+        let mut pass = CleanPass::default();
+        if self.st.log_lost {
+            return pass;
+        }
+        for (wi, (cw, aw)) in self
+            .candidate
+            .iter_mut()
+            .zip(self.aged.iter_mut())
+            .enumerate()
+        {
+            let mut word = *cw;
+            while word != 0 && pass.cleaned < max {
+                let b = u64::from(word.trailing_zeros());
+                word &= word - 1;
+                let m = 1u64 << b;
+                if *aw & m == 0 {
+                    *aw |= m;
+                    pass.waiting = pass.waiting.saturating_add(1);
+                    continue;
+                }
+                let r = (wi as u64).saturating_mul(64).saturating_add(b);
+                let busy = usize::try_from(r)
+                    .ok()
+                    .and_then(|i| self.inflight.get(i))
+                    .is_none_or(|&c| c != 0);
+                *cw &= !m;
+                *aw &= !m;
+                if busy || bit(self.resync, r) || bit(self.recovering, r) {
+                    continue;
+                }
+                if bit(self.image, r) {
+                    set_bit(self.image, r, false);
+                    set_bit(self.changed, crate::log_format::block_of_region(r), true);
+                    self.st.image_changed = true;
+                    pass.cleaned = pass.cleaned.saturating_add(1);
+                }
+            }
+            if pass.cleaned >= max {
+                pass.waiting = pass.waiting.saturating_add(u64::from(word.count_ones()));
+            }
+        }
+        pass
     }
 
     /// Starts the next log write if one is due and none is in flight:
@@ -1176,9 +1270,17 @@ impl<'a> Regions<'a> {
             set_bit(self.resync, r, false);
             self.st.out_of_sync = self.st.out_of_sync.saturating_sub(1);
         }
+        // Copied, not written by the application: cleaned by the next pass already.
         if bit(self.image, r) {
-            set_bit(self.candidate, r, true);
+            self.make_candidate(r, true);
         }
         Ok(true)
+    }
+
+    /// Region `r` may be cleaned: by the next pass of the lazy cleaner if `aged`, else once it
+    /// stayed idle for a whole pass.
+    fn make_candidate(&mut self, r: u64, aged: bool) {
+        set_bit(self.candidate, r, true);
+        set_bit(self.aged, r, aged);
     }
 }

@@ -3,6 +3,7 @@
 
 use rtmirror_core::region::*;
 use rtmirror_core::status::LegState;
+use rtmirror_core::table::MAX_LEGS;
 
 const NR: u64 = 16;
 
@@ -178,6 +179,32 @@ fn timeout_keeps_the_last_in_sync_leg() {
     assert!(!timeout_may_suspend(&legs, 1));
 }
 
+/// Late legs are handled the one waited on longest first. Before, the watchdog went by leg
+/// number: leg 1 hung, leg 0 (healthy, slow on a KASAN guest) was also late in the same pass
+/// and was taken out first, so the hung leg 1 was kept as the last in-sync leg and every
+/// write waited for it (`timeout_again_in_resync` on the debug kernel).
+#[test]
+fn timeout_takes_the_leg_hung_longest() {
+    let mut order = [0; MAX_LEGS];
+    // Leg 1 has answered nothing since 100, leg 0 since 900: leg 1 first.
+    assert_eq!(timeout_order(&[Some(900), Some(100)], &mut order), 2);
+    assert_eq!(&order[..2], &[1, 0]);
+    let mut legs = [LegState::InSync; 2];
+    for &leg in &order[..2] {
+        if timeout_may_suspend(&legs, leg) {
+            legs[leg] = LegState::Degraded;
+        }
+    }
+    assert_eq!(legs, [LegState::InSync, LegState::Degraded]);
+    // Only late legs are listed; ties keep leg order.
+    assert_eq!(
+        timeout_order(&[None, Some(5), None, Some(5)], &mut order),
+        2
+    );
+    assert_eq!(&order[..2], &[1, 3]);
+    assert_eq!(timeout_order(&[None, None], &mut order), 0);
+}
+
 /// A leg that cannot flush before a log write that clears regions: they stay dirty and are
 /// resynced.
 #[test]
@@ -197,4 +224,71 @@ fn failed_flush_keeps_regions_dirty() {
     assert_eq!(m.r().resync_begin(4), Ok(ResyncClaim::Claimed));
     assert_eq!(m.r().resync_end(4, true), Ok(true));
     assert_eq!(m.r().state().out_of_sync_regions(), 0);
+}
+
+/// Benchmark finding (docs/benchmarks.md): the lazy cleaner cleared every idle region a
+/// second after its last write, so a random workload found its regions clean again and nearly
+/// every write waited for a log write. A region is now cleared only after it stayed idle
+/// from one pass of the cleaner to the next; a write in between starts the wait again.
+#[test]
+fn lazy_clean_waits_for_a_whole_idle_pass() {
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    m.start(4);
+    assert_eq!(m.r().write_done(4, true), Ok(WriteDone::Ack));
+    m.start(5);
+    assert_eq!(m.r().write_done(5, true), Ok(WriteDone::Ack));
+    // First pass: both are seen, neither is cleared.
+    assert_eq!(
+        m.r().clean_idle(u64::MAX),
+        CleanPass {
+            cleaned: 0,
+            waiting: 2
+        }
+    );
+    assert_eq!(m.log(), None);
+    // Region 5 is written again between the passes: it starts over; region 4 is cleared.
+    assert_eq!(m.r().write_start(5), Ok(WriteStart::Proceed));
+    assert_eq!(m.r().write_done(5, true), Ok(WriteDone::Ack));
+    assert_eq!(
+        m.r().clean_idle(u64::MAX),
+        CleanPass {
+            cleaned: 1,
+            waiting: 1
+        }
+    );
+    assert!(m.log().is_some());
+    // A write to region 4 now waits for a log write; one to region 5 does not.
+    assert!(matches!(m.r().write_start(4), Ok(WriteStart::WaitFor(_))));
+    assert_eq!(m.r().write_start(5), Ok(WriteStart::Proceed));
+    // A region with a write in flight is never cleared, however many passes go by.
+    for _ in 0..3 {
+        assert_eq!(m.r().clean_idle(u64::MAX).cleaned, 0);
+    }
+    // `max` bounds a pass; what is left still counts as waiting.
+    let mut m = Mem::new(&[LegState::InSync; 2]);
+    for r in 0..6 {
+        m.start(r);
+        assert_eq!(m.r().write_done(r, true), Ok(WriteDone::Ack));
+    }
+    assert_eq!(
+        m.r().clean_idle(u64::MAX),
+        CleanPass {
+            cleaned: 0,
+            waiting: 6
+        }
+    );
+    assert_eq!(
+        m.r().clean_idle(4),
+        CleanPass {
+            cleaned: 4,
+            waiting: 2
+        }
+    );
+    assert_eq!(
+        m.r().clean_idle(4),
+        CleanPass {
+            cleaned: 2,
+            waiting: 0
+        }
+    );
 }

@@ -18,6 +18,7 @@ use proptest::prelude::*;
 use rtmirror_core::log_format::*;
 use rtmirror_core::region::*;
 use rtmirror_core::status::{LegState, LogState};
+use rtmirror_core::table::MAX_LEGS;
 
 /// Two log bitmap blocks: the model writes to 8 regions at the start of each.
 const NR: u64 = REGIONS_PER_BLOCK + 16;
@@ -281,7 +282,7 @@ fn log_writes_only_changed_blocks() {
     r.take_log_write().unwrap();
     assert_eq!(r.snapshot_blocks(), &[0]);
     assert_eq!(block_map_words(NR), 1);
-    assert_eq!(region_words_needed(NR), 6 * bitmap_words(NR) + 2);
+    assert_eq!(region_words_needed(NR), 7 * bitmap_words(NR) + 2);
 }
 
 #[test]
@@ -657,8 +658,12 @@ impl Model {
                     WriteDone::CannotAck => assert!(self.m.st.log_lost() && leg.is_some()),
                 }
             }
-            Op::Clean(n) => {
+            // Both cleaners: at once, and the one that waits for a whole idle pass.
+            Op::Clean(n) if n % 2 == 0 => {
                 self.m.r().clean_batch(n);
+            }
+            Op::Clean(n) => {
+                self.m.r().clean_idle(n);
             }
             Op::CopyFail(i) => {
                 self.failed[i] = true;
@@ -888,6 +893,28 @@ proptest! {
                 break;
             }
             model.check();
+        }
+    }
+
+    /// The watchdog's order: every late leg once, oldest first; taking legs out in that order
+    /// under the last-in-sync rule keeps, of the late in-sync legs, one issued last.
+    #[test]
+    fn timeout_order_keeps_the_newest(late in prop::collection::vec(prop::option::of(0i64..50), 1..=MAX_LEGS)) {
+        let mut order = [usize::MAX; MAX_LEGS];
+        let n = timeout_order(&late, &mut order);
+        let mut want: Vec<usize> = (0..late.len()).filter(|&i| late[i].is_some()).collect();
+        want.sort_by_key(|&i| (late[i], i));
+        prop_assert_eq!(&order[..n], &want[..]);
+        let mut legs = vec![LegState::InSync; late.len()];
+        for &leg in &order[..n] {
+            if timeout_may_suspend(&legs, leg) {
+                legs[leg] = LegState::Degraded;
+            }
+        }
+        prop_assert!(legs.contains(&LegState::InSync));
+        if n == late.len() {
+            let kept = legs.iter().position(|s| *s == LegState::InSync).unwrap();
+            prop_assert_eq!(late[kept], late.iter().flatten().max().copied());
         }
     }
 }
