@@ -34,7 +34,7 @@ use kernel::{
     workqueue::{impl_has_work, new_work, Queue, Work, WorkItem},
 };
 
-use crate::RtMirror;
+use crate::{region, RtMirror};
 
 /// Bios reserved for forward progress under memory pressure.
 const BIO_POOL_SIZE: u32 = 64;
@@ -519,7 +519,8 @@ impl RtMirror {
 
     /// Since when device `dev` has answered nothing although a bio of this table waits on it
     /// longer than `timeout_ns`: the issue time of the oldest such bio, or the device's last
-    /// completion if that is later. `None` if no bio of this table is that old.
+    /// completion if that is later. `None` if no bio of this table is that old, or if the
+    /// device is slow rather than silent (see [`region::silent_since`]).
     pub(crate) fn stalled_since(&self, dev: usize, timeout_ns: i64) -> Option<i64> {
         let track = self.tracks.get(dev)?;
         let now = now_ns();
@@ -537,7 +538,8 @@ impl RtMirror {
                     return None;
                 }
                 if e.table == me {
-                    return Some(started.max(track.last_done.load(Relaxed)));
+                    let last_done = track.last_done.load(Relaxed);
+                    return region::silent_since(started, last_done, now, timeout_ns);
                 }
                 pos = (*pos).next;
             }

@@ -214,6 +214,21 @@ pub fn timeout_may_suspend(legs: &[LegState], leg: usize) -> bool {
             .any(|(i, &s)| i != leg && s == LegState::InSync)
 }
 
+/// Since when a device counts as silent for the I/O timeout, or `None` if it does not (yet).
+/// `oldest` is the issue time of its oldest outstanding bio, `last_done` the time of its last
+/// completed read or write, `now` the time; all in ns, like `timeout`. A device that hangs
+/// completes nothing: it is silent from its oldest bio on, and counts once that bio waited
+/// `timeout`. A device that still completed data within the timeout is slow, not hung: it
+/// counts only once its oldest bio has waited twice the timeout. So a slow leg whose requests
+/// were issued just before those of a hanging leg is not taken out first, alone, in the pass
+/// between their deadlines.
+pub fn silent_since(oldest: i64, last_done: i64, now: i64, timeout: i64) -> Option<i64> {
+    let since = oldest.max(last_done);
+    let silent = now.saturating_sub(since) >= timeout;
+    let very_late = now.saturating_sub(oldest) >= timeout.saturating_mul(2);
+    (silent || very_late).then_some(since)
+}
+
 /// The order in which the I/O timeout handles late legs: `stalled[i]` is since when leg `i`
 /// has answered nothing although an I/O waits on it beyond the timeout (`None`: no I/O of
 /// the leg is late). Fills `out` with the late legs, the one silent longest first, and

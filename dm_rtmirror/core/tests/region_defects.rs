@@ -205,6 +205,49 @@ fn timeout_takes_the_leg_hung_longest() {
     assert_eq!(timeout_order(&[None, None], &mut order), 0);
 }
 
+/// A slow leg whose requests were issued just before those of a hanging leg: in the watchdog
+/// pass between their deadlines only the slow leg had a request beyond the timeout, so it was
+/// taken out alone and the hung leg kept as the last in-sync leg (`hang_while_other_slow` on
+/// the KASAN guest). A leg that completed data within the timeout is slow, not silent.
+#[test]
+fn slow_leg_is_not_silent_before_twice_the_timeout() {
+    const MS: i64 = 1_000_000;
+    let timeout = 1000 * MS;
+    // Leg 0: 16 pieces issued at 0, one done every 500 ms. Leg 1: issued at 30 ms, none done.
+    let leg0 = |now: i64| silent_since(0, now / (500 * MS) * 500 * MS, now, timeout);
+    let leg1 = |now: i64| {
+        (now - 30 * MS >= timeout)
+            .then(|| silent_since(30 * MS, -1, now, timeout))
+            .flatten()
+    };
+    let mut order = [0; MAX_LEGS];
+    let mut legs = [LegState::InSync; 2];
+    let mut now = 1001 * MS;
+    while now < 5000 * MS {
+        let n = timeout_order(&[leg0(now), leg1(now)], &mut order);
+        for &leg in &order[..n] {
+            if timeout_may_suspend(&legs, leg) {
+                legs[leg] = LegState::Degraded;
+            }
+        }
+        now += 10 * MS;
+    }
+    assert_eq!(legs, [LegState::InSync, LegState::Degraded]);
+    // Silent: nothing completed since the oldest request, which waited the timeout.
+    assert_eq!(silent_since(100, 50, 1100, 1000), Some(100));
+    assert_eq!(silent_since(100, 50, 1099, 1000), None);
+    // A completion within the timeout: slow, until the oldest request waited twice as long.
+    assert_eq!(silent_since(100, 900, 1500, 1000), None);
+    assert_eq!(silent_since(100, 1500, 2100, 1000), Some(1500));
+    // Silent again a timeout after the last completion.
+    assert_eq!(silent_since(100, 900, 1900, 1000), Some(900));
+    // No overflow at the ends of the clock.
+    assert_eq!(
+        silent_since(i64::MIN, i64::MIN, i64::MAX, i64::MAX),
+        Some(i64::MIN)
+    );
+}
+
 /// A leg that cannot flush before a log write that clears regions: they stay dirty and are
 /// resynced.
 #[test]

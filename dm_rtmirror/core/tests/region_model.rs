@@ -917,4 +917,22 @@ proptest! {
             prop_assert_eq!(late[kept], late.iter().flatten().max().copied());
         }
     }
+
+    /// A device with a request waiting the timeout is silent exactly when it completed nothing
+    /// within the timeout; slow or not, it is silent once a request waited twice the timeout.
+    #[test]
+    fn silent_since_hang_or_very_late(oldest in 0i64..10_000, done in -1i64..10_000, wait in 0i64..30_000, timeout in 1i64..10_000) {
+        let now = oldest + wait;
+        let done = done.min(now);
+        let got = silent_since(oldest, done, now, timeout);
+        if let Some(since) = got {
+            prop_assert_eq!(since, oldest.max(done));
+        }
+        if wait >= 2 * timeout || (wait >= timeout && done <= oldest) {
+            prop_assert!(got.is_some());
+        }
+        if wait < timeout || (now - done < timeout && wait < 2 * timeout) {
+            prop_assert!(got.is_none());
+        }
+    }
 }
