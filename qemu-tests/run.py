@@ -679,7 +679,11 @@ def main():
     ap.add_argument("--kernel", required=True)
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--only", default="")
-    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--timeout", type=int, default=None,
+                    help="seconds per boot (default 600, 1200 with --slow-kernel)")
+    ap.add_argument("--slow-kernel", action="store_true",
+                    help="a kernel several times slower than the others (KASAN under TCG): "
+                         "longer boot timeouts")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")
@@ -695,6 +699,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None,
                     help="seed of the power cuts' cache losses (default: random, printed)")
     args = ap.parse_args()
+    if args.timeout is None:
+        args.timeout = 1200 if args.slow_kernel else 600
     label = args.label or args.arch
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1000000)
     names = [n for n in SCENARIOS if args.arch in SCENARIOS[n][2]]

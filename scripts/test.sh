@@ -55,7 +55,7 @@ pipeline() {
 	[ "$mode" = debug ] && shards=2
 	for k in $(seq 1 $shards); do
 		python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
-			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) \
+			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) $([ "$mode" = debug ] && echo --slow-kernel) \
 			--shard "$k/$shards" >"$work/$name.scen$k" 2>&1 &
 	done
 	wait
