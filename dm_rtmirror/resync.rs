@@ -18,7 +18,7 @@ use kernel::{
     workqueue::WorkItem,
 };
 
-use crate::region::ResyncClaim;
+use crate::region::{self, ResyncClaim};
 use crate::status::LegState;
 use crate::table::MAX_LEGS;
 use crate::{RtMirror, Running, CLEAN_WORK, RESYNC_WORK};
@@ -246,17 +246,20 @@ impl RtMirror {
     }
 
     /// Sleeps long enough that copying `bytes` stays within `resync_kbps`, in slices, so a
-    /// suspend does not wait for the whole pause.
+    /// suspend does not wait for the whole pause. The rate is read again for every slice: a
+    /// `resync_kbps` message takes effect within one slice, also on a pause begun at a slow
+    /// rate (at 1 KiB/s one 512 KiB region meant a pause of over 8 minutes).
     fn throttle(&self, bytes: usize) {
-        let kbps = self.resync_kbps.load(Relaxed);
-        if kbps == 0 {
-            return;
-        }
-        let mut ms = (bytes as u64 * 1000) / (u64::from(kbps) * 1024);
-        while ms > 0 && !self.suspended.load(Relaxed) {
-            let slice = ms.min(100);
+        let mut slept = 0u64;
+        while !self.suspended.load(Relaxed) {
+            let kbps = self.resync_kbps.load(Relaxed);
+            let left = region::resync_pause_ms(bytes as u64, kbps).saturating_sub(slept);
+            if left == 0 {
+                return;
+            }
+            let slice = left.min(100);
             fsleep(Delta::from_millis(slice as i64));
-            ms -= slice;
+            slept += slice;
         }
     }
 

@@ -214,6 +214,15 @@ pub fn timeout_may_suspend(legs: &[LegState], leg: usize) -> bool {
             .any(|(i, &s)| i != leg && s == LegState::InSync)
 }
 
+/// How long the resync pauses after copying `bytes` so that it stays within `kbps` KiB/s
+/// (0: no limit), in ms.
+pub fn resync_pause_ms(bytes: u64, kbps: u32) -> u64 {
+    if kbps == 0 {
+        return 0;
+    }
+    bytes.saturating_mul(1000) / (u64::from(kbps) * 1024)
+}
+
 /// Since when a device counts as silent for the I/O timeout, or `None` if it does not (yet).
 /// `oldest` is the issue time of its oldest outstanding bio, `last_done` the time of its last
 /// completed read or write, `now` the time; all in ns, like `timeout`. A device that hangs

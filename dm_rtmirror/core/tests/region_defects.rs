@@ -335,3 +335,17 @@ fn lazy_clean_waits_for_a_whole_idle_pass() {
         }
     );
 }
+
+/// The resync pause per region follows the rate: at 1 KiB/s a 512 KiB region pauses 512 s, so
+/// the kernel reads the rate again for every slice of the pause (`table_fuzz` left such a
+/// rate behind, set `resync_kbps 0` and still waited minutes for the resync).
+#[test]
+fn resync_pause_follows_the_rate() {
+    assert_eq!(resync_pause_ms(512 << 10, 0), 0);
+    assert_eq!(resync_pause_ms(512 << 10, 1), 512_000);
+    assert_eq!(resync_pause_ms(512 << 10, 2048), 250);
+    assert_eq!(
+        resync_pause_ms(u64::MAX, u32::MAX),
+        u64::MAX / (u64::from(u32::MAX) * 1024)
+    );
+}
