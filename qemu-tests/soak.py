@@ -52,6 +52,8 @@ class Nemesis(threading.Thread):
         self.legs = "??"
         self.logs = "??"
         self.status_t = 0.0
+        self.log_heal_t = 0.0       # last heal of a log copy's disk
+        self.leg_heal_t = 0.0       # last heal of a leg's disk
         self.active = {}            # disk index -> (kind, heal at monotonic time)
         self.stop_ev = threading.Event()
 
@@ -68,6 +70,10 @@ class Nemesis(threading.Thread):
     def heal(self, i):
         self.disks[i].heal()
         self.active.pop(i, None)
+        if i in LOGS:
+            self.log_heal_t = time.monotonic()
+        else:
+            self.leg_heal_t = time.monotonic()
 
     def heal_all(self):
         self.stop_ev.set()
@@ -82,7 +88,8 @@ class Nemesis(threading.Thread):
         """The other leg holds the data: in sync, answering, no fault of its own."""
         other = 1 - leg
         with self.lock:
-            fresh = time.monotonic() - self.status_t < 6
+            # Printed after the last leg heal: a leg failed just before it shows so.
+            fresh = time.monotonic() - self.status_t < 6 and self.status_t > self.leg_heal_t
             ok = fresh and len(self.legs) == 2 and self.legs[other] == "A"
         return ok and other not in self.active and leg not in self.active
 
@@ -101,7 +108,14 @@ class Nemesis(threading.Thread):
                          "leg_bandwidth", "log_error", "log_hang", "nothing"])
         if kind.startswith("log_"):
             i = r.choice(LOGS)
-            if any(j in self.active for j in LOGS):
+            # Never the last log copy: the other one must read 'A' in a fresh status line (a
+            # healed disk stays 'F' until the operator's rejoin_log), else the log is lost and
+            # writes fail, as documented.
+            with self.lock:
+                # Printed after the last log heal: a copy failed just before it shows 'F'.
+                fresh = time.monotonic() - self.status_t < 6 and self.status_t > self.log_heal_t
+                other_ok = fresh and len(self.logs) == 2 and self.logs[1 - LOGS.index(i)] == "A"
+            if not other_ok or any(j in self.active for j in LOGS):
                 return
             d = self.disks[i]
             if kind == "log_error":
