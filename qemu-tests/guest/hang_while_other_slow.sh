@@ -1,15 +1,18 @@
 #!/bin/sh
 # Reliability issue, section 0: one leg hangs while the other is merely slow. Leg 0 is
 # throttled to 1 MiB/s, leg 1 hangs (writes), then one 8 MiB O_DIRECT write goes to the mirror: it
-# reaches both legs at once as 512 KiB pieces. One second later both legs have I/O beyond the
-# 1 s timeout, but leg 0 has completed a piece every half second and leg 1 nothing. The hung
-# leg 1 must be the one taken out of service (D), and the write completes on the slow leg 0.
-# Before the fix the watchdog went by leg number: leg 0 became D, the hung leg 1 was kept as
-# the last in-sync leg and the write waited for it (seen as timeout_again_in_resync and
-# degraded_powercut never finishing on the slow KASAN guest).
+# reaches both legs at once as 512 KiB pieces. Three seconds later both legs have I/O beyond
+# the 3 s timeout, but leg 0 has completed a piece every half second and leg 1 nothing. The
+# hung leg 1 must be the one taken out of service (D), and the write completes on the slow
+# leg 0. Before the fix the watchdog went by leg number: leg 0 became D, the hung leg 1 was
+# kept as the last in-sync leg and the write waited for it (seen as timeout_again_in_resync
+# and degraded_powercut never finishing on the slow KASAN guest).
+# The timeout is 3 s, not 1 s: each piece to leg 0 is followed by a flush that the host
+# answers with an fdatasync of its file, and on a loaded host a piece then took over a second now and then,
+# so leg 0 was silent for a whole 1 s timeout and rightly timed out first.
 . /scenarios/lib.sh
 load_rtmirror
-expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 4 region_size 1024 io_timeout_ms 1000"
+expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 4 region_size 1024 io_timeout_ms 3000"
 wait_in_sync m0
 dd if=/dev/urandom of=/tmp/a bs=$MB count=8 2>/dev/null
 a=$(md5sum </tmp/a | cut -d' ' -f1)
