@@ -938,24 +938,15 @@ impl<'a> Regions<'a> {
             return 0;
         }
         let mut n = 0u64;
-        for (wi, cw) in self.candidate.iter_mut().enumerate() {
-            let mut word = *cw;
+        for wi in 0..self.candidate.len() {
+            let mut word = self.candidate.get(wi).copied().unwrap_or(0);
             while word != 0 && n < max {
                 let b = u64::from(word.trailing_zeros());
                 word &= word - 1;
-                let r = (wi as u64).saturating_mul(64).saturating_add(b);
-                let busy = usize::try_from(r)
-                    .ok()
-                    .and_then(|i| self.inflight.get(i))
-                    .is_none_or(|&c| c != 0);
-                *cw &= !(1u64 << b);
-                if busy || bit(self.resync, r) || bit(self.recovering, r) {
-                    continue;
+                if let Some(cw) = self.candidate.get_mut(wi) {
+                    *cw &= !(1u64 << b);
                 }
-                if bit(self.image, r) {
-                    set_bit(self.image, r, false);
-                    set_bit(self.changed, crate::log_format::block_of_region(r), true);
-                    self.st.image_changed = true;
+                if self.clear_if_idle((wi as u64).saturating_mul(64).saturating_add(b)) {
                     n = n.saturating_add(1);
                 }
             }
@@ -977,36 +968,25 @@ impl<'a> Regions<'a> {
         if self.st.log_lost {
             return pass;
         }
-        for (wi, (cw, aw)) in self
-            .candidate
-            .iter_mut()
-            .zip(self.aged.iter_mut())
-            .enumerate()
-        {
-            let mut word = *cw;
+        for wi in 0..self.candidate.len() {
+            let mut word = self.candidate.get(wi).copied().unwrap_or(0);
+            let aged = self.aged.get(wi).copied().unwrap_or(0);
             while word != 0 && pass.cleaned < max {
                 let b = u64::from(word.trailing_zeros());
                 word &= word - 1;
                 let m = 1u64 << b;
-                if *aw & m == 0 {
-                    *aw |= m;
+                if aged & m == 0 {
+                    if let Some(aw) = self.aged.get_mut(wi) {
+                        *aw |= m;
+                    }
                     pass.waiting = pass.waiting.saturating_add(1);
                     continue;
                 }
-                let r = (wi as u64).saturating_mul(64).saturating_add(b);
-                let busy = usize::try_from(r)
-                    .ok()
-                    .and_then(|i| self.inflight.get(i))
-                    .is_none_or(|&c| c != 0);
-                *cw &= !m;
-                *aw &= !m;
-                if busy || bit(self.resync, r) || bit(self.recovering, r) {
-                    continue;
+                if let (Some(cw), Some(aw)) = (self.candidate.get_mut(wi), self.aged.get_mut(wi)) {
+                    *cw &= !m;
+                    *aw &= !m;
                 }
-                if bit(self.image, r) {
-                    set_bit(self.image, r, false);
-                    set_bit(self.changed, crate::log_format::block_of_region(r), true);
-                    self.st.image_changed = true;
+                if self.clear_if_idle((wi as u64).saturating_mul(64).saturating_add(b)) {
                     pass.cleaned = pass.cleaned.saturating_add(1);
                 }
             }
@@ -1015,6 +995,22 @@ impl<'a> Regions<'a> {
             }
         }
         pass
+    }
+
+    /// Clears region `r` from the in-memory image if it is dirty and idle: no write in
+    /// flight, not being resynced or recovered. Returns whether it was cleared.
+    fn clear_if_idle(&mut self, r: u64) -> bool {
+        let busy = usize::try_from(r)
+            .ok()
+            .and_then(|i| self.inflight.get(i))
+            .is_none_or(|&c| c != 0);
+        if busy || bit(self.resync, r) || bit(self.recovering, r) || !bit(self.image, r) {
+            return false;
+        }
+        set_bit(self.image, r, false);
+        set_bit(self.changed, crate::log_format::block_of_region(r), true);
+        self.st.image_changed = true;
+        true
     }
 
     /// Starts the next log write if one is due and none is in flight:
