@@ -150,6 +150,8 @@ struct Leg {
     next_probe_ms: Atomic<i64>,
     /// The leg hangs beyond the timeout but is kept as the last in-sync leg (logged once).
     held_by_timeout: Atomic<bool>,
+    /// The last watchdog pass found the leg silent (see `region::confirm_silent`).
+    silent_seen: Atomic<bool>,
 }
 
 impl Leg {
@@ -894,6 +896,7 @@ impl Target for RtMirror {
                     state: Atomic::new(state_to_u32(state)),
                     next_probe_ms: Atomic::new(0),
                     held_by_timeout: Atomic::new(false),
+                    silent_seen: Atomic::new(false),
                 },
                 GFP_KERNEL,
             )?;

@@ -51,10 +51,11 @@ fn now_ms() -> i64 {
 }
 
 impl RtMirror {
-    /// How often the watchdog looks: a quarter of the timeout, within 20 ms to 1 s, so a hang
-    /// is seen at most a quarter of the timeout late.
+    /// How often the watchdog looks: an eighth of the timeout, within 20 ms to 500 ms. A leg
+    /// is taken for silent at the second pass that finds it so (`region::confirm_silent`), so
+    /// a hang is seen at most a quarter of the timeout late.
     pub(crate) fn watchdog_period_ms(timeout_ms: u32) -> u32 {
-        (timeout_ms / 4).clamp(20, 1000)
+        (timeout_ms / 8).clamp(20, 500)
     }
 
     fn run_watchdog(&self) {
@@ -69,8 +70,13 @@ impl RtMirror {
         // kept as the last in-sync leg.
         let mut stalled = [None; MAX_LEGS];
         for (leg, since) in stalled.iter_mut().enumerate().take(nr_legs) {
-            *since = self.stalled_since(leg, timeout_ns);
-            if since.is_none() {
+            let silent = self.stalled_since(leg, timeout_ns);
+            if let Some(l) = self.legs.get(leg) {
+                let (counts, seen) = region::confirm_silent(silent, l.silent_seen.load(Relaxed));
+                l.silent_seen.store(seen, Relaxed);
+                *since = counts;
+            }
+            if silent.is_none() {
                 self.leg_answers_in_time(leg);
             }
         }

@@ -238,6 +238,21 @@ pub fn silent_since(oldest: i64, last_done: i64, now: i64, timeout: i64) -> Opti
     (silent || very_late).then_some(since)
 }
 
+/// The watchdog's confirmation: a leg counts as silent only at the second pass in a row that
+/// finds it silent. `since` is what [`silent_since`] says at this pass, `seen` whether the
+/// previous pass found the leg silent too. Returns what counts at this pass and what to
+/// remember for the next. One pass may follow a pause of the whole machine (a starved virtual
+/// CPU, a host hiccup) during which completions waited to be delivered: every leg then looks
+/// silent at once, and a leg that merely waited would be taken out by issue order. One
+/// watchdog period later the waiting completions have arrived.
+pub fn confirm_silent(since: Option<i64>, seen: bool) -> (Option<i64>, bool) {
+    match since {
+        None => (None, false),
+        Some(s) if seen => (Some(s), true),
+        Some(_) => (None, true),
+    }
+}
+
 /// The order in which the I/O timeout handles late legs: `stalled[i]` is since when leg `i`
 /// has answered nothing although an I/O waits on it beyond the timeout (`None`: no I/O of
 /// the leg is late). Fills `out` with the late legs, the one silent longest first, and

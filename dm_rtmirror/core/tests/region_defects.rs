@@ -349,3 +349,34 @@ fn resync_pause_follows_the_rate() {
         u64::MAX / (u64::from(u32::MAX) * 1024)
     );
 }
+
+/// After a pause of the whole guest (a starved virtual CPU under TCG), the first watchdog pass
+/// found both legs silent: the slow leg's completions had not been delivered yet, and it was
+/// taken out by issue order while the hung leg was kept (`hang_while_other_slow`, 1 of 3 runs
+/// on the KASAN guest with a 3 s timeout). A leg counts only at the second silent pass in a
+/// row; by then the slow leg's completions have arrived.
+#[test]
+fn silent_counts_at_the_second_pass_in_a_row() {
+    let mut seen = [false; 2];
+    let mut order = [0; MAX_LEGS];
+    let mut legs = [LegState::InSync; 2];
+    // Pass 1, after the pause: both silent since their requests were issued (leg 0 first).
+    // Pass 2: leg 0's completions arrived, only leg 1 is silent.
+    for silent in [[Some(100), Some(101)], [None, Some(101)]] {
+        let mut counts = [None; 2];
+        for leg in 0..2 {
+            (counts[leg], seen[leg]) = confirm_silent(silent[leg], seen[leg]);
+        }
+        let n = timeout_order(&counts, &mut order);
+        for &leg in &order[..n] {
+            if timeout_may_suspend(&legs, leg) {
+                legs[leg] = LegState::Degraded;
+            }
+        }
+    }
+    assert_eq!(legs, [LegState::InSync, LegState::Degraded]);
+    // A leg that stays silent counts from its second pass on; an answer resets it.
+    assert_eq!(confirm_silent(Some(5), false), (None, true));
+    assert_eq!(confirm_silent(Some(5), true), (Some(5), true));
+    assert_eq!(confirm_silent(None, true), (None, false));
+}
