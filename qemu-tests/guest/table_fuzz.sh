@@ -146,16 +146,31 @@ result messages_rejected $m_rej
 result silent_rejections $silent
 # Bring the mirror back to health: every leg in service, the resync rate limit a fuzzed
 # message may have set lifted, then a full resync; the data written before must read back.
-dmsetup message m0 0 io_timeout_ms 5000
-dmsetup message m0 0 resync_kbps 0
-for i in 0 1; do dmsetup message m0 0 rejoin $i 2>/dev/null; dmsetup message m0 0 rejoin_log $i 2>/dev/null; done
-# Bounded by the clock (lib.sh's wait_in_sync counts rounds, which under TCG took longer than
-# the boot's time limit): a mirror that does not get healthy is reported with its status.
-end=$(( $(uptime_cs) + 24000 ))
-while [ "$(uptime_cs)" -lt $end ]; do
-	case " $(status_of m0) " in *" 128/128 "*" idle "*) break ;; esac
-	sleep 1
-done
+heal() {
+	dmsetup message m0 0 io_timeout_ms 5000
+	dmsetup message m0 0 resync_kbps 0
+	for i in 0 1; do dmsetup message m0 0 rejoin $i 2>/dev/null; dmsetup message m0 0 rejoin_log $i 2>/dev/null; done
+	# Bounded by the clock (lib.sh's wait_in_sync counts rounds, which under TCG took longer
+	# than the boot's time limit).
+	local end=$(( $(uptime_cs) + 24000 ))
+	while [ "$(uptime_cs)" -lt $end ]; do
+		case " $(status_of m0) " in *" 128/128 "*" idle "*) break ;; esac
+		sleep 1
+	done
+	echo done >/tmp/heal.done
+}
+# In the background: a heal command that blocks is reported with the blocked tasks.
+heal &
+healer=$!
+i=0
+while [ ! -e /tmp/heal.done ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
+if [ ! -e /tmp/heal.done ]; then
+	fail "the heal after the messages blocked: $(ps | grep -E 'dmsetup|sleep' | grep -v grep | tr '\n' '|')"
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n 80 | while IFS= read -r l; do note "kernel: $l"; done
+	exit 0
+fi
+wait $healer
 result status_after "$(status_of m0)"
 result table_after "$(table_of m0)"
 case "$(status_of m0)" in "2 AA "*" healthy "*) ;; *) fail "mirror not healthy after the messages: $(status_of m0)" ;; esac
