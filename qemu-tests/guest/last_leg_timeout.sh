@@ -11,7 +11,21 @@ expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /de
 wait_in_sync m0
 a=$(write_random /dev/mapper/m0 0 4)
 host hang 0
-b=$(write_random /dev/mapper/m0 8 8) || fail "write while leg 0 hangs"
+# In the background, bounded: a write that never goes on without leg 0 is reported with the
+# blocked tasks (seen once on s390x, docs/fault-handling.md "Known open bug").
+(write_random /dev/mapper/m0 8 8 >/tmp/b || fail "write while leg 0 hangs") &
+bwriter=$!
+i=0
+while kill -0 $bwriter 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
+if kill -0 $bwriter 2>/dev/null; then
+	fail "write did not go on without the hung leg 0 within 120 s: $(status_of m0)"
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n 80 | while IFS= read -r l; do note "kernel: $l"; done
+	host release 0
+	wait $bwriter
+	exit 0
+fi
+b=$(cat /tmp/b)
 wait_leg_state m0 0 D 60 >/dev/null || exit 0
 host release 0
 wait_leg_state m0 0 R 60 >/dev/null || exit 0
