@@ -15,12 +15,7 @@ host hang 0
 # blocked tasks (seen once on s390x, docs/fault-handling.md "Known open bug").
 (write_random /dev/mapper/m0 8 8 >/tmp/b || fail "write while leg 0 hangs") &
 bwriter=$!
-i=0
-while kill -0 $bwriter 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
-if kill -0 $bwriter 2>/dev/null; then
-	fail "write did not go on without the hung leg 0 within 120 s: $(status_of m0)"
-	echo w >/proc/sysrq-trigger
-	dmesg | tail -n 80 | while IFS= read -r l; do note "kernel: $l"; done
+if ! wait_or_dump $bwriter 120 "write did not go on without the hung leg 0" m0; then
 	host release 0
 	wait $bwriter
 	exit 0

@@ -62,6 +62,18 @@ wait_in_sync() {
 	done
 	fail "$1 not in sync after ${2:-300} s: $(status_of "$1")"; return 1
 }
+# Waits up to <seconds> for the background job <pid>. If it still runs: fails with "<what>
+# within <seconds> s" and <dev>'s status, records the blocked tasks (sysrq w) and the end of
+# the kernel log, and returns 1 (the caller releases what it held and stops).
+wait_or_dump() { # <pid> <seconds> <what> <dev>
+	local i=0
+	while kill -0 $1 2>/dev/null && [ $i -lt $2 ]; do sleep 1; i=$((i + 1)); done
+	kill -0 $1 2>/dev/null || return 0
+	fail "$3 within $2 s: $(status_of $4)"
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n 80 | while IFS= read -r l; do note "kernel: $l"; done
+	return 1
+}
 table_of() { dmsetup table "$1" | cut -d' ' -f3-; }
 kernel_log_clean() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then

@@ -12,22 +12,15 @@ host hang 0
 t0=$(uptime_cs)
 # In the background, bounded: a read that never fails over is reported with the kernel's view
 # of the blocked tasks (seen once on the KASAN guest: no read reached leg 1, no kernel line).
-md5_of /dev/mapper/m0 4 4 >/tmp/got &
+(md5_of /dev/mapper/m0 4 4 >/tmp/got; uptime_cs >/tmp/got.t) &
 reader=$!
-i=0
-while kill -0 $reader 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
-if kill -0 $reader 2>/dev/null; then
-	fail "read did not fail over within 120 s: $(status_of m0)"
-	dmesg | grep -F "$(dmsetup info -c --noheadings -o major,minor m0 | tr -d ' '): " | tail -n 20 |
-		while IFS= read -r l; do note "kernel: $l"; done
-	echo w >/proc/sysrq-trigger
-	dmesg | tail -n 60 | while IFS= read -r l; do note "kernel: $l"; done
+if ! wait_or_dump $reader 120 "read did not fail over" m0; then
 	host release 0
 	wait $reader
 	exit 0
 fi
 got=$(cat /tmp/got)
-t1=$(uptime_cs)
+t1=$(cat /tmp/got.t)
 result read_latency_cs $((t1 - t0))
 [ "$got" = "$a" ] || fail "read during the primary's hang returned wrong data"
 st=$(status_of m0)
