@@ -7,6 +7,9 @@ load_rtmirror
 expect "create m0" dmsetup create m0 --table "0 $(sectors_of vda) rtmirror 2 /dev/vda /dev/vdb 2 /dev/vdc /dev/vdd 4 region_size 1024 io_timeout_ms 1000"
 wait_in_sync m0
 a=$(write_random /dev/mapper/m0 4 4)
+# Both legs in sync again before the hang: on a loaded guest a slow write can time a healthy
+# leg out (it comes back and resyncs); leg 0 would then be the last in-sync leg, kept by design.
+wait_in_sync m0
 host reset-stats 1
 host hang 0
 t0=$(uptime_cs)
