@@ -517,6 +517,38 @@ impl RtMirror {
         let _ = track.wq.enqueue(track.clone());
     }
 
+    /// For the kernel log when device `dev` times out: how long its oldest bio of this table
+    /// has waited and how long ago the device last completed data, in ms (-1: never).
+    pub(crate) fn silence_ms(&self, dev: usize) -> (i64, i64) {
+        let Some(track) = self.tracks.get(dev) else {
+            return (-1, -1);
+        };
+        let now = now_ns();
+        let me = self.table_id();
+        let guard = track.list.lock();
+        let head = guard.head.get();
+        let mut oldest = -1;
+        // SAFETY: As in `stalled_since`.
+        unsafe {
+            let mut pos = (*head).next;
+            while pos != head {
+                let e = &*pos.cast::<LegIo>();
+                if e.table == me {
+                    oldest = (now - e.started.load(Relaxed)) / 1_000_000;
+                    break;
+                }
+                pos = (*pos).next;
+            }
+        }
+        let done = track.last_done.load(Relaxed);
+        let last_done = if done == 0 {
+            -1
+        } else {
+            (now - done) / 1_000_000
+        };
+        (oldest, last_done)
+    }
+
     /// Since when device `dev` has answered nothing although a bio of this table waits on it
     /// longer than `timeout_ns`: the issue time of the oldest such bio, or the device's last
     /// completion if that is later. `None` if no bio of this table is that old, or if the

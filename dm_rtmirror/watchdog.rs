@@ -67,21 +67,38 @@ impl RtMirror {
         let nr_legs = self.legs.len().min(MAX_LEGS);
         // Late legs are taken out of service the one silent longest first: when a leg hangs
         // and another is merely slow (it still completes requests, late), the slow one is
-        // kept as the last in-sync leg.
+        // kept as the last in-sync leg. While every in-sync leg is silent none is taken out
+        // (`region::timeout_victims`): the first to answer shows which one hangs.
+        let mut silent = [None; MAX_LEGS];
         let mut stalled = [None; MAX_LEGS];
-        for (leg, since) in stalled.iter_mut().enumerate().take(nr_legs) {
-            let silent = self.stalled_since(leg, timeout_ns);
-            if let Some(l) = self.legs.get(leg) {
-                let (counts, seen) = region::confirm_silent(silent, l.silent_seen.load(Relaxed));
-                l.silent_seen.store(seen, Relaxed);
-                *since = counts;
-            }
-            if silent.is_none() {
+        let mut states = [LegState::Missing; MAX_LEGS];
+        for (leg, l) in self.legs.iter().enumerate().take(nr_legs) {
+            let since = self.stalled_since(leg, timeout_ns);
+            let (counts, seen) = region::confirm_silent(since, l.silent_seen.load(Relaxed));
+            l.silent_seen.store(seen, Relaxed);
+            silent[leg] = since;
+            stalled[leg] = counts;
+            states[leg] = l.state();
+            if since.is_none() {
                 self.leg_answers_in_time(leg);
             }
         }
         let mut order = [0; MAX_LEGS];
-        let nr_late = region::timeout_order(&stalled[..nr_legs], &mut order);
+        let nr_late = region::timeout_victims(
+            &silent[..nr_legs],
+            &stalled[..nr_legs],
+            &states[..nr_legs],
+            &mut order,
+        );
+        let nr_in_sync = states.iter().filter(|&&s| s == LegState::InSync).count();
+        for (leg, (late, state)) in stalled.iter().zip(states).enumerate().take(nr_legs) {
+            let held = late.is_some()
+                && state == LegState::InSync
+                && !order.iter().take(nr_late).any(|&l| l == leg);
+            if held {
+                self.hold_silent_leg(leg, timeout, nr_in_sync == 1);
+            }
+        }
         let late_legs = order.iter().take(nr_late).copied();
         let late_legs = late_legs.filter(|&leg| self.leg_may_time_out(leg, timeout));
         // Log copies: a late one fails its log write, see `take_expired`.
@@ -106,18 +123,44 @@ impl RtMirror {
         self.kick_after::<WATCHDOG_WORK>(Self::watchdog_period_ms(timeout));
     }
 
-    /// Leg `leg` has no I/O beyond the timeout: if it was kept as the last in-sync leg, say
-    /// that it answers again.
+    /// Leg `leg` has no I/O beyond the timeout: if its I/O was waited for (last in-sync leg,
+    /// or every in-sync leg silent), say that it answers again.
     fn leg_answers_in_time(&self, leg: usize) {
         if let Some(l) = self.legs.get(leg) {
             if l.held_by_timeout.xchg(false, Relaxed) {
                 pr_info!(
-                    "{}: leg {} answers again; it was kept as the last in-sync leg\n",
+                    "{}: leg {} answers again; I/O waited for it meanwhile\n",
                     self.dev_name(),
                     leg
                 );
             }
         }
+    }
+
+    /// Leg `leg` is silent, but it is the `last` in-sync leg or every other in-sync leg is
+    /// silent too: its I/O waits (see `region::timeout_victims`).
+    fn hold_silent_leg(&self, leg: usize, timeout: u32, last: bool) {
+        let Some(l) = self.legs.get(leg) else {
+            return;
+        };
+        if l.held_by_timeout.xchg(true, Relaxed) {
+            return;
+        }
+        let (oldest, last_done) = self.silence_ms(leg);
+        let why = if last {
+            "but it is the last in-sync leg: I/O waits for it"
+        } else {
+            "nor did any other in-sync leg: I/O waits until one answers"
+        };
+        pr_warn!(
+            "{}: leg {} did not answer within {} ms (oldest I/O {} ms, last data {} ms ago), {}\n",
+            self.dev_name(),
+            leg,
+            timeout,
+            oldest,
+            last_done,
+            why
+        );
     }
 
     /// Whether the late bios of leg `leg` may be given up: the leg hangs and is moved out of
@@ -131,24 +174,21 @@ impl RtMirror {
         let from = [LegState::InSync, LegState::Resyncing];
         match self.change_leg_state(leg, LegState::Degraded, &from, true) {
             LegChange::Changed => {
+                l.held_by_timeout.store(false, Relaxed);
+                let (oldest, last_done) = self.silence_ms(leg);
                 pr_warn!(
-                    "{}: leg {} did not answer within {} ms: Degraded, I/O goes on without it and the regions written meanwhile are tracked\n",
+                    "{}: leg {} did not answer within {} ms (oldest I/O {} ms, last data {} ms ago): Degraded, I/O goes on without it and the regions written meanwhile are tracked\n",
                     self.dev_name(),
                     leg,
-                    timeout
+                    timeout,
+                    oldest,
+                    last_done
                 );
                 true
             }
             LegChange::NotInState => true,
             LegChange::LastInSync => {
-                if !l.held_by_timeout.xchg(true, Relaxed) {
-                    pr_warn!(
-                        "{}: leg {} did not answer within {} ms, but it is the last in-sync leg: I/O waits for it\n",
-                        self.dev_name(),
-                        leg,
-                        timeout
-                    );
-                }
+                self.hold_silent_leg(leg, timeout, true);
                 false
             }
         }

@@ -84,7 +84,7 @@ wpid=$!
 waited=$(wait_leg_state upper-lv 0 D 60) || exit 0
 result degraded_after_cs "$waited"
 wait $wpid || fail "write during the hang"
-klog_of "$LVDEV" | grep -q "leg 0 did not answer within 2000 ms: Degraded" ||
+klog_of "$LVDEV" | grep -q "leg 0 did not answer within 2000 ms (.*): Degraded" ||
 	fail "no kernel line for upper/lv's leg 0 Degraded: $(dmesg | tail -n 3 | tr '\n' '|')"
 # An unrestricted lvs scans every device, vda among them: it blocks while A hangs. In the
 # background; its end is recorded in /tmp/lvs_full.rc.

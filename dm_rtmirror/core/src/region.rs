@@ -281,6 +281,38 @@ pub fn timeout_order(stalled: &[Option<i64>], out: &mut [usize; MAX_LEGS]) -> us
     n
 }
 
+/// The legs the I/O timeout takes out of service in one watchdog pass, the one silent longest
+/// first: fills `out` and returns how many. `silent[i]` is what [`silent_since`] says of leg
+/// `i` at this pass, `stalled[i]` what counts after [`confirm_silent`], `legs` their states.
+///
+/// An in-sync leg is taken out only while another in-sync leg is not silent. When every
+/// in-sync leg is silent, taking one out cannot let a write go on (it waits for the others
+/// too), and which of them is hung and which merely slow shows only when one answers: a slow
+/// leg whose requests the host serves merged into a few large ones completes nothing for
+/// seconds, then much at once. So none is taken out until one answers; the mirror meanwhile
+/// waits like a single slow disk. Legs not in sync are listed whenever they count as late.
+pub fn timeout_victims(
+    silent: &[Option<i64>],
+    stalled: &[Option<i64>],
+    legs: &[LegState],
+    out: &mut [usize; MAX_LEGS],
+) -> usize {
+    let in_sync = |leg: usize| legs.get(leg) == Some(&LegState::InSync);
+    let one_answers = (0..legs.len().min(MAX_LEGS))
+        .any(|leg| in_sync(leg) && silent.get(leg).copied().flatten().is_none());
+    let mut order = [0; MAX_LEGS];
+    let late = timeout_order(stalled, &mut order);
+    let mut n = 0;
+    for &leg in order.iter().take(late) {
+        if in_sync(leg) && !one_answers {
+            continue;
+        }
+        out[n] = leg;
+        n += 1;
+    }
+    n
+}
+
 /// The small, owned part of the region state (no borrowed memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegionState {

@@ -380,3 +380,83 @@ fn silent_counts_at_the_second_pass_in_a_row() {
     assert_eq!(confirm_silent(Some(5), true), (Some(5), true));
     assert_eq!(confirm_silent(None, true), (None, false));
 }
+
+/// One watchdog pass as the kernel makes it: confirm each leg's silence, choose the victims,
+/// take them out unless one is the last in-sync leg.
+fn watchdog_pass(legs: &mut [LegState], seen: &mut [bool], silent: &[Option<i64>]) -> Vec<usize> {
+    let mut stalled = [None; MAX_LEGS];
+    for leg in 0..legs.len() {
+        (stalled[leg], seen[leg]) = confirm_silent(silent[leg], seen[leg]);
+    }
+    let mut out = [0; MAX_LEGS];
+    let n = timeout_victims(silent, &stalled[..legs.len()], legs, &mut out);
+    let mut taken = Vec::new();
+    for &leg in &out[..n] {
+        if legs[leg] != LegState::Degraded && timeout_may_suspend(legs, leg) {
+            legs[leg] = LegState::Degraded;
+            taken.push(leg);
+        }
+    }
+    taken
+}
+
+/// `hang_while_other_slow` on the fast built-in kernel: the host merged leg 0's 512 KiB pieces
+/// into 4 MiB requests, so the throttled leg 0 completed nothing for 4 s, then half the write
+/// at once. With a 3 s timeout both legs were silent from 3 s on, leg 0 (issued first) was
+/// taken out and the hung leg 1 kept as the last in-sync leg; the write waited for it. Now
+/// no in-sync leg is taken out while all are silent: leg 1 goes once leg 0 answers.
+#[test]
+fn no_leg_is_taken_while_every_in_sync_leg_is_silent() {
+    const MS: i64 = 1_000_000;
+    let timeout = 3000 * MS;
+    // Leg 0: 8 MiB issued at 0, done as two 4 MiB requests at 4 s and 8 s. Leg 1: issued at
+    // 1 ms, held.
+    let leg0 = |now: i64| {
+        let last_done = if now >= 4000 * MS { 4000 * MS } else { -1 };
+        (now < 8000 * MS)
+            .then(|| silent_since(0, last_done, now, timeout))
+            .flatten()
+    };
+    let leg1 = |now: i64| silent_since(MS, -1, now, timeout);
+    let mut legs = [LegState::InSync; 2];
+    let mut seen = [false; 2];
+    let mut taken_at = None;
+    let mut now = 0;
+    while now < 10_000 * MS {
+        let silent = [leg0(now), leg1(now)];
+        // What the watchdog did before: take the late legs by `timeout_order` alone.
+        if now == 3375 * MS {
+            let mut order = [0; MAX_LEGS];
+            assert_eq!(timeout_order(&silent, &mut order), 2);
+            assert_eq!(order[0], 0, "leg 0 was issued first: it went first");
+        }
+        if watchdog_pass(&mut legs, &mut seen, &silent) == [1] {
+            taken_at = Some(now);
+        }
+        now += 375 * MS;
+    }
+    assert_eq!(legs, [LegState::InSync, LegState::Degraded]);
+    // At the first pass after leg 0 answered at 4 s (leg 1 was confirmed silent before).
+    assert_eq!(taken_at, Some(4125 * MS));
+    // The common case is unchanged: leg 1 hung, leg 0 answering (or idle).
+    let mut legs = [LegState::InSync; 2];
+    let mut seen = [false; 2];
+    watchdog_pass(&mut legs, &mut seen, &[None, Some(5)]);
+    assert_eq!(watchdog_pass(&mut legs, &mut seen, &[None, Some(5)]), [1]);
+    // A leg out of sync is taken whenever it is late, even if every in-sync leg is silent.
+    let mut legs = [LegState::InSync, LegState::Resyncing, LegState::InSync];
+    let mut seen = [true; 3];
+    let taken = watchdog_pass(&mut legs, &mut seen, &[Some(1), Some(2), Some(3)]);
+    assert_eq!(taken, [1]);
+    assert_eq!(
+        legs,
+        [LegState::InSync, LegState::Degraded, LegState::InSync]
+    );
+    // Three legs, two silent, one answering: both silent ones go, oldest first.
+    let mut legs = [LegState::InSync; 3];
+    let mut seen = [true; 3];
+    assert_eq!(
+        watchdog_pass(&mut legs, &mut seen, &[Some(9), None, Some(4)]),
+        [2, 0]
+    );
+}

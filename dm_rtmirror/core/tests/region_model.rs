@@ -918,6 +918,37 @@ proptest! {
         }
     }
 
+    /// The victims of a watchdog pass are late legs in timeout order; an in-sync leg is among
+    /// them only if some in-sync leg is not silent.
+    #[test]
+    fn timeout_victims_keep_a_silent_mirror_whole(
+        legs in prop::collection::vec(
+            (prop::sample::select(vec![LegState::InSync, LegState::Resyncing, LegState::Degraded]),
+             prop::option::of(0i64..50), any::<bool>()),
+            1..=MAX_LEGS)
+    ) {
+        let states: Vec<LegState> = legs.iter().map(|l| l.0).collect();
+        let silent: Vec<Option<i64>> = legs.iter().map(|l| l.1).collect();
+        // Confirmed only where silent.
+        let stalled: Vec<Option<i64>> = legs.iter().map(|l| l.1.filter(|_| l.2)).collect();
+        let mut out = [usize::MAX; MAX_LEGS];
+        let n = timeout_victims(&silent, &stalled, &states, &mut out);
+        let mut order = [0; MAX_LEGS];
+        let late = timeout_order(&stalled, &mut order);
+        let in_order: Vec<usize> = order[..late].iter().copied().filter(|l| out[..n].contains(l)).collect();
+        prop_assert_eq!(&out[..n], &in_order[..]);
+        let answering = (0..states.len()).any(|i| states[i] == LegState::InSync && silent[i].is_none());
+        for &leg in &out[..n] {
+            prop_assert!(stalled[leg].is_some());
+            prop_assert!(states[leg] != LegState::InSync || answering);
+        }
+        for &leg in &order[..late] {
+            if states[leg] != LegState::InSync || answering {
+                prop_assert!(out[..n].contains(&leg));
+            }
+        }
+    }
+
     /// A device with a request waiting the timeout is silent exactly when it completed nothing
     /// within the timeout; slow or not, it is silent once a request waited twice the timeout.
     #[test]
