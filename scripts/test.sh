@@ -72,6 +72,16 @@ pipeline() {
 			p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
 		fi
 	fi
+	# The bench's smoke run, so it cannot rot: every configuration runs and the legs of every
+	# mirror are identical afterwards (never a speed; docs/benchmarks.md).
+	if [ "$arch" = x86_64 ] && [ "$mode" = builtin ] && [ -z "$only" ]; then
+		RTMIRROR_BENCH_WORK="$work/bench-$arch" bash scripts/bench.sh --smoke --arch "$arch" --kernel "$image" >"$work/$name.bench" 2>&1
+		grep -E '^(PASS|FAIL)' "$work/$name.bench"
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.bench" | tail -n 1)
+		if [ -z "$line" ]; then echo "FAIL $label: bench smoke crashed"; tail -n 20 "$work/$name.bench"; f=$((f + 1)); else
+			p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
+		fi
+	fi
 	for k in $(seq 1 $shards); do
 		cat "$work/$name.scen$k"
 		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.scen$k" | tail -n 1)

@@ -400,17 +400,17 @@ fn watchdog_pass(legs: &mut [LegState], seen: &mut [bool], silent: &[Option<i64>
     taken
 }
 
-/// `hang_while_other_slow` on the fast built-in kernel: the host merged leg 0's 512 KiB pieces
-/// into 4 MiB requests, so the throttled leg 0 completed nothing for 4 s, then half the write
-/// at once. With a 3 s timeout both legs were silent from 3 s on, leg 0 (issued first) was
-/// taken out and the hung leg 1 kept as the last in-sync leg; the write waited for it. Now
-/// no in-sync leg is taken out while all are silent: leg 1 goes once leg 0 answers.
+/// `hang_while_other_slow` on the built-in kernel: the throttled leg 0 completed nothing in
+/// the guest's view for about 4-6 s (the kernel line said so), then many pieces. With a 3 s
+/// timeout both legs were silent from 3 s on, leg 0 (issued first) was taken out and the hung
+/// leg 1 kept as the last in-sync leg; the write waited for it. Now no in-sync leg is taken
+/// out while all are silent: leg 1 goes once leg 0 answers.
 #[test]
 fn no_leg_is_taken_while_every_in_sync_leg_is_silent() {
     const MS: i64 = 1_000_000;
     let timeout = 3000 * MS;
-    // Leg 0: 8 MiB issued at 0, done as two 4 MiB requests at 4 s and 8 s. Leg 1: issued at
-    // 1 ms, held.
+    // Leg 0: 8 MiB issued at 0, half done at 4 s, the rest at 8 s. Leg 1: issued at 1 ms,
+    // held.
     let leg0 = |now: i64| {
         let last_done = if now >= 4000 * MS { 4000 * MS } else { -1 };
         (now < 8000 * MS)
