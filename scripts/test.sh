@@ -50,10 +50,11 @@ pipeline() {
 		echo "FAIL $label: initramfs"; echo "$p passed, 1 failed"; return
 	fi
 	echo "--- $name: QEMU scenarios ($(( $(date +%s) - t_start ))s)"
-	# The debug kernel's set is the slowest (KASAN under TCG): two guests share it, so the
-	# second CPU is used once the other pipelines are done.
+	# The debug kernel's set is the slowest (KASAN under TCG) and s390x comes last (its
+	# kernel is built after the others): two guests share each, so the second CPU is used
+	# once the other pipelines are done.
 	local shards=1 k
-	[ "$mode" = debug ] && shards=2
+	{ [ "$mode" = debug ] || [ "$arch" = s390x ]; } && shards=2
 	for k in $(seq 1 $shards); do
 		python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
 			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) $([ "$mode" = debug ] && echo --slow-kernel) \
