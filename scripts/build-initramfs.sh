@@ -29,9 +29,7 @@ copy_with_libs() { # <sysroot> <binary> <dest in root>
 }
 
 case $arch in
-x86_64) cp /bin/busybox "$root/bin/busybox"; copy_with_libs "" /sbin/dmsetup /sbin/dmsetup
-	# util-linux blkdiscard, for write-zeroes (-z), which busybox's lacks.
-	copy_with_libs "" /sbin/blkdiscard /sbin/blkdiscard.util ;;
+x86_64) cp /bin/busybox "$root/bin/busybox"; copy_with_libs "" /sbin/dmsetup /sbin/dmsetup ;;
 s390x) s390=$RTMIRROR_CACHE/s390x-userland/root
 	[ -e "$s390/bin/busybox" ] || die "s390x userland missing: run scripts/install-deps.sh"
 	cp "$s390/bin/busybox" "$root/bin/busybox"; copy_with_libs "$s390" /sbin/dmsetup /sbin/dmsetup ;;
@@ -59,6 +57,8 @@ case $arch in x86_64) copy_with_libs "" /sbin/e2fsck /sbin/e2fsck ;; esac
 # The soak's workload and oracle (qemu-tests/soak.py), linked statically: no libraries to copy.
 case $arch in x86_64) cc=gcc ;; s390x) cc=s390x-linux-gnu-gcc ;; esac
 $cc -O2 -Wall -static -pthread -o "$root/bin/rtm-stress" "$here/qemu-tests/soak/rtm_stress.c"
+# Write-zeroes from the scenarios (busybox's blkdiscard has no -z).
+$cc -O2 -Wall -static -o "$root/sbin/blkzeroout" "$here/qemu-tests/tools/blkzeroout.c"
 
 ko="$kbuild/rtmirror-module-$(checkout_key)/dm_rtmirror/dm_rtmirror.ko"
 [ -e "$ko" ] && cp "$ko" "$root/modules/"

@@ -22,7 +22,7 @@ expect "lin1 becomes dm-delay" dmsetup reload lin1 --table "0 $sz delay /dev/vdb
 expect "suspend lin1" dmsetup suspend lin1
 expect "resume lin1" dmsetup resume lin1
 dmesg -c >/dev/null
-expect "zero 1 MiB at 2 MiB" /sbin/blkdiscard.util -z -o $((2 * MB)) -l $MB /dev/mapper/m0
+expect "zero 1 MiB at 2 MiB" blkzeroout /dev/mapper/m0 $((2 * MB)) $MB
 st=$(status_of m0)
 result status_after "$st"
 case $st in "2 AA "*) ;; *) fail "a leg left service for an unsupported write-zeroes: $st" ;; esac
