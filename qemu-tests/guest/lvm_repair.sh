@@ -96,7 +96,8 @@ case $OUT in *"Replaced leg 1 of vg/rm with rm_rimage_1 on /dev/vdc."*) ;;
 case $OUT in *"Replaced log copy 1 of vg/rm with rm_rlog_1 on /dev/vdc."*) ;;
 	*) fail "repair 1 did not replace log copy 1 on vdc: $(said)" ;; esac
 result status_after_repair1 "$(status_of vg-rm)"
-dmesg | grep -q "leg 1 rejoined" || fail "no 'leg 1 rejoined' kernel line after repair 1"
+l=$(dmesg | grep "leg 1 rejoined" | tail -n 1); result rejoin1 "$l"
+case $l in *"leg 1 rejoined ("[IM]"): full resync"*) ;; *) fail "no full resync of the new leg 1: '$l'" ;; esac
 wait_in_sync vg-rm 120
 healthy "after repair 1"
 legs_identical "after repair 1"
@@ -134,6 +135,8 @@ case $OUT in *"Replaced leg 0 of vg/rm with rm_rimage_0 on /dev/vdd."*) ;;
 case $OUT in *"Replaced log copy 0 of vg/rm with rm_rlog_0 on /dev/vdd."*) ;;
 	*) fail "repair 2 did not replace log copy 0 on vdd: $(said)" ;; esac
 result status_after_repair2 "$(status_of vg-rm)"
+l=$(dmesg | grep "leg 0 rejoined" | tail -n 1); result rejoin0 "$l"
+case $l in *"leg 0 rejoined ("[IM]"): full resync"*) ;; *) fail "no full resync of the new leg 0: '$l'" ;; esac
 wait_in_sync vg-rm 120
 healthy "after repair 2"
 legs_identical "after repair 2"
