@@ -7,6 +7,7 @@
 load_rtmirror
 [ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
 mkdir -p /run/lock/lvm /run/lvm
+export LVM_SUPPRESS_FD_WARNINGS=1
 run() { OUT=$("$@" 2>&1); }
 said() { echo "$OUT" | sed 's/WARNING:/warning:/g' | tr '\n' '|'; }
 lvs_note() { lvm lvs -a -o name,attr,size,devices,copy_percent,lv_health_status vg 2>/dev/null |
