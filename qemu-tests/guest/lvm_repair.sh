@@ -1,8 +1,8 @@
 #!/bin/sh
 # lvm2 commands that resync and repair rtmirror LVs (docs/lvm.md): lvchange --resync (online,
-# the target's resync message), lvconvert --repair of a leg failed by I/O errors (its PV then
-# unreadable: replaced on a free PV, with its log copy) and of a leg missing at activation (leg
-# 0), and the refusals. Every repair is checked by the data (md5), by the two legs being
+# the target's resync message), lvconvert --repair of a leg failed on a healthy PV (I), of a leg
+# whose PV fails every I/O while the target still has it in sync (A: failed first; replaced on a
+# free PV with its log copy) and of a leg missing at activation (M, leg 0), and the refusals. Every repair is checked by the data (md5), by the two legs being
 # identical byte for byte, by the kernel status and by lvs.
 . /scenarios/lib.sh
 load_rtmirror
@@ -82,23 +82,58 @@ case $OUT in *"Unable to repair rtmirror LV vg/rm: it is not active."*) note "ok
 expect "lvchange -ay" lvm lvchange -ay vg/rm
 wait_in_sync vg-rm 120
 
-# --- Repair 1: vdb (leg 1, log copy 1) fails every I/O: the target detaches leg 1 (I) and log
-# copy 1 (F), lvm finds the PV missing. The repair puts leg 1 and log copy 1 on vdc.
+# --- Repair 0: leg 1 of a second LV fails (the fail message: I) while its PV is healthy. The new
+# leg goes to the PV given (vda); the old leg, still in the table, is renamed *_extracted through
+# the reload, then removed; log copy 1 (alive on vdd) stays.
+expect "lvcreate rt" lvm lvcreate --type rtmirror -m 1 --mirrorlog mirrored --regionsize 512k \
+	-L 8m -n rt vg /dev/vdc /dev/vdd
+rsum=$(write_random /dev/vg/rt 0 8)
+wait_in_sync vg-rt 120
+expect "message fail 1 (rt)" dmsetup message vg-rt 0 fail 1
+run lvm lvconvert --repair -y vg/rt /dev/vda || fail "lvconvert --repair vg/rt /dev/vda: $(said)"
+note "repair 0: $(said)"
+case $OUT in *"Replaced leg 1 of vg/rt with rt_rimage_1 on /dev/vda."*) ;;
+	*) fail "repair 0 did not replace leg 1 on vda: $(said)" ;; esac
+case $OUT in *"Replaced log copy"*) fail "repair 0 replaced a log copy that is alive: $(said)" ;; esac
+l=$(dmesg | grep "$(devnum_of mapper/vg-rt): leg 1 rejoined" | tail -n 1); result rejoin_rt "$l"
+case $l in *"leg 1 rejoined (I): full resync"*) ;; *) fail "no full resync of rt's new leg 1: '$l'" ;; esac
+wait_in_sync vg-rt 120
+st=$(status_of vg-rt); result status_rt_repaired "$st"
+case $st in "2 AA 16/16 2 AA healthy idle") ;; *) fail "rt status after repair 0: $st" ;; esac
+a=$(md5_of /dev/mapper/vg-rt_rimage_0 0 8); b=$(md5_of /dev/mapper/vg-rt_rimage_1 0 8)
+[ "$a" = "$b" ] && note "ok: rt legs identical ($a)" || fail "rt legs differ after repair 0: $a $b"
+[ "$(md5_of /dev/vg/rt 0 8)" = "$rsum" ] || fail "rt data changed by repair 0"
+d=$(devices_of rt_rimage_1); result rt_leg1_devices "$d"
+case $d in /dev/vda\(*) ;; *) fail "rt_rimage_1 on '$d', expected /dev/vda" ;; esac
+d=$(devices_of rt_rlog_1); result rt_log1_devices "$d"
+case $d in /dev/vdd\(*) ;; *) fail "rt_rlog_1 on '$d', expected /dev/vdd (unchanged)" ;; esac
+lvm lvs -a vg 2>/dev/null | grep -q extracted && fail "extracted sub-LVs left: $(lvm lvs -a vg 2>/dev/null | tr '\n' '|')"
+dmsetup ls | grep -q extracted && fail "extracted devices left: $(dmsetup ls | tr '\n' ' ')"
+lvs_note
+ok lvm lvremove -y vg/rt
+
+# --- Repair 1: vdb (leg 1, log copy 1) fails every I/O while the LV is idle: the target still has
+# leg 1 in sync (no I/O reached it), lvm finds the PV missing. The repair fails leg 1 first (so the
+# log records it out of date), then puts leg 1 and log copy 1 on vdc. Data written during the
+# resync of the new leg is checked too.
 host error 1 all
 case $HOST_REPLY in ok*) ;; *) fail "host error 1: $HOST_REPLY" ;; esac
-sum2=$(write_random /dev/vg/rm 12 4)
-wait_leg_state vg-rm 1 I 60
 st=$(status_of vg-rm)
-result status_leg1_failed "$st"
-case $st in "2 AI "*" 2 AF degraded idle") ;; *) fail "status with vdb failing: $st" ;; esac
+result status_vdb_erroring "$st"
 run lvm lvconvert --repair -y vg/rm || fail "lvconvert --repair (leg 1 failed): $(said)"
 note "repair 1: $(said)"
+case $st in
+"2 AA "*) case $OUT in *"Failing leg 1 (A) of vg/rm: its PV is missing."*) ;;
+	*) fail "repair 1 did not fail leg 1 first: $(said)" ;; esac ;;
+*) note "leg 1 was out of service before the repair already: $st" ;;
+esac
 case $OUT in *"Replaced leg 1 of vg/rm with rm_rimage_1 on /dev/vdc."*) ;;
 	*) fail "repair 1 did not replace leg 1 on vdc: $(said)" ;; esac
 case $OUT in *"Replaced log copy 1 of vg/rm with rm_rlog_1 on /dev/vdc."*) ;;
 	*) fail "repair 1 did not replace log copy 1 on vdc: $(said)" ;; esac
+sum2=$(write_random /dev/vg/rm 12 4)
 result status_after_repair1 "$(status_of vg-rm)"
-l=$(dmesg | grep "leg 1 rejoined" | tail -n 1); result rejoin1 "$l"
+l=$(dmesg | grep "$(devnum_of mapper/vg-rm): leg 1 rejoined" | tail -n 1); result rejoin1 "$l"
 case $l in *"leg 1 rejoined ("[IM]"): full resync"*) ;; *) fail "no full resync of the new leg 1: '$l'" ;; esac
 wait_in_sync vg-rm 120
 healthy "after repair 1"
@@ -146,7 +181,7 @@ case $OUT in *"Replaced leg 0 of vg/rm with rm_rimage_0 on /dev/vdd."*) ;;
 case $OUT in *"Replaced log copy 0 of vg/rm with rm_rlog_0 on /dev/vdd."*) ;;
 	*) fail "repair 2 did not replace log copy 0 on vdd: $(said)" ;; esac
 result status_after_repair2 "$(status_of vg-rm)"
-l=$(dmesg | grep "leg 0 rejoined" | tail -n 1); result rejoin0 "$l"
+l=$(dmesg | grep "$(devnum_of mapper/vg-rm): leg 0 rejoined" | tail -n 1); result rejoin0 "$l"
 case $l in *"leg 0 rejoined ("[IM]"): full resync"*) ;; *) fail "no full resync of the new leg 0: '$l'" ;; esac
 wait_in_sync vg-rm 120
 healthy "after repair 2"
