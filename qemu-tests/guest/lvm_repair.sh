@@ -109,6 +109,38 @@ d=$(devices_of rt_rlog_1); result rt_log1_devices "$d"
 case $d in /dev/vdd\(*) ;; *) fail "rt_rlog_1 on '$d', expected /dev/vdd (unchanged)" ;; esac
 lvm lvs -a vg 2>/dev/null | grep -q extracted && fail "extracted sub-LVs left: $(lvm lvs -a vg 2>/dev/null | tr '\n' '|')"
 dmsetup ls | grep -q extracted && fail "extracted devices left: $(dmsetup ls | tr '\n' ' ')"
+# Then log copy 1 of rt alone fails (its device errors every write: the target marks it F); the
+# repair replaces it on the PV of leg 1 (vda, which has room and not the other copy) and leaves the
+# legs alone. The new copy is written in full by the next log write: after a reactivation it is
+# used (no "log copy 1: not used").
+expect "suspend rt_rlog_1" dmsetup suspend vg-rt_rlog_1
+expect "load error rt_rlog_1" dmsetup load vg-rt_rlog_1 --table "0 $(sectors_of mapper/vg-rt_rlog_1) error"
+expect "resume rt_rlog_1" dmsetup resume vg-rt_rlog_1
+rsum=$(write_random /dev/vg/rt 2 2)
+rsum_all=$(md5_of /dev/vg/rt 0 8)
+st=$(status_of vg-rt); result status_rt_log1_failed "$st"
+case $st in "2 AA "*" 2 AF "*) ;; *) fail "rt status with log copy 1 erroring: $st" ;; esac
+run lvm lvconvert --repair -y vg/rt || fail "lvconvert --repair vg/rt (log copy 1): $(said)"
+note "repair 0 (log): $(said)"
+case $OUT in *"Replaced log copy 1 of vg/rt with rt_rlog_1 on /dev/vda."*) ;;
+	*) fail "repair did not replace log copy 1 of rt on vda: $(said)" ;; esac
+case $OUT in *"Replaced leg"*) fail "log repair replaced a leg: $(said)" ;; esac
+st=$(status_of vg-rt); result status_rt_log_repaired "$st"
+case $st in "2 AA 16/16 2 AA healthy idle") ;; *) fail "rt status after the log repair: $st" ;; esac
+d=$(devices_of rt_rlog_1); result rt_new_log1_devices "$d"
+case $d in /dev/vda\(*) ;; *) fail "new rt_rlog_1 on '$d', expected /dev/vda" ;; esac
+lvm lvs -a vg 2>/dev/null | grep -q extracted && fail "extracted sub-LVs left: $(lvm lvs -a vg 2>/dev/null | tr '\n' '|')"
+dmsetup ls | grep -q extracted && fail "extracted devices left: $(dmsetup ls | tr '\n' ' ')"
+write_random /dev/vg/rt 6 1 >/dev/null
+rsum_all=$(md5_of /dev/vg/rt 0 8)
+ok lvm lvchange -an vg/rt
+dmesg -c >/dev/null
+ok lvm lvchange -ay vg/rt
+act=$(dmesg | grep "dm_rtmirror" | tr '\n' '|'); result rt_reactivated "$act"
+case $act in *"log copy 1: not used"*|*"log copy 0: not used"*) fail "a log copy of rt is not used after the log repair: $act" ;; esac
+case $act in *"activated: log found"*) ;; *) fail "rt's log not found at reactivation: $act" ;; esac
+case $(status_of vg-rt) in "2 AA 16/16 2 AA healthy idle") ;; *) fail "rt status after reactivation: $(status_of vg-rt)" ;; esac
+[ "$(md5_of /dev/vg/rt 0 8)" = "$rsum_all" ] || fail "rt data changed across the log repair and reactivation"
 lvs_note
 ok lvm lvremove -y vg/rt
 
