@@ -56,6 +56,12 @@ new=$(write_random /dev/vg/rm 4 2)
 run lvm lvconvert --splitmirrors 1 --trackchanges vg/rm && fail "second split succeeded"
 case $OUT in *"leg 1 is split off already as vg/rm_rimage_1"*) note "ok: refused: $(said)" ;;
 	*) fail "second split said: $(said)" ;; esac
+# Refused: a repair while the split leg's PV is missing (hidden with --devices): the new leg would
+# only get the tracked regions.
+run lvm lvconvert --repair -y --devices /dev/vda vg/rm && fail "repair of a split leg on a missing PV succeeded"
+case $OUT in *"leg 1 is on a missing PV but the target has it split off (S)"*) note "ok: refused: $(said)" ;;
+	*) fail "repair of a split leg on a missing PV said: $(said)" ;; esac
+case $(status_of vg-rm) in "2 AS "*) ;; *) fail "status after the refused repair: $(status_of vg-rm)" ;; esac
 run lvm lvconvert --mergemirrors vg/rm_rimage_0 && fail "merge of a leg that was not split succeeded"
 note "merge of rm_rimage_0: $(said)"
 expect "lvchange -an" lvm lvchange -an vg/rm
