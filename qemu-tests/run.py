@@ -515,6 +515,10 @@ SCENARIOS = {
     # Kernel kind: runs only on a kernel with CONFIG_DM_RTMIRROR=y (--builtin).
     "builtin_target": ([64, 64], check_pattern, ALL),
     "lvm_create": ([64, 64, 16, 16], check_report, ALL),
+    # lvchange --resync, lvconvert --repair (docs/lvm.md): vda, vdb legs, vdc, vdd spares.
+    "lvm_repair": ([64, 64, 64, 64], check_report, ALL),
+    # lvconvert --splitmirrors 1 --trackchanges, --mergemirrors (docs/lvm.md).
+    "lvm_split": ([64, 64], check_report, ALL),
     # Two-layer LVM (docs/lvm-two-layer.md): subsystem A = vda+vdb, B = vdc+vdd.
     "lvm_two_layer": ([96, 96, 96, 96], check_lvm_two_layer, ALL),
     # Measurement, on demand (docs/lvm-two-layer.md): activation of the two-layer layout with
