@@ -467,6 +467,7 @@ static int cmd_run(unsigned int seconds, uint64_t seed)
 	}
 	for (uint64_t b = 0; b < nblocks; b++) {
 		uint64_t got = 0;
+		int r;
 
 		acked[b] = jslots[2 * b];
 		issued[b] = jslots[2 * b];
@@ -475,8 +476,16 @@ static int cmd_run(unsigned int seconds, uint64_t seed)
 			perror("rtm-stress: read before the run");
 			return 2;
 		}
-		if (decode(b0, b, &got) > 0 && got > (acked[b] >> 2)) {
+		r = decode(b0, b, &got);
+		if (r > 0 && got > (acked[b] >> 2)) {
 			acked[b] = got << 2 | K_WRITE;
+			issued[b] = acked[b];
+			jslots[2 * b] = acked[b];
+		} else if (r == 0 && (acked[b] & 3) == K_WRITE && zeroing[b] > (acked[b] >> 2)) {
+			/* Likewise zeros of a zeroing op issued after the last acknowledged write
+			 * and cut off (or not journaled) before the power cut: they are what the
+			 * block holds now. */
+			acked[b] = zeroing[b] << 2 | K_ZERO;
 			issued[b] = acked[b];
 			jslots[2 * b] = acked[b];
 		}
