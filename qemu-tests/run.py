@@ -515,6 +515,8 @@ SCENARIOS = {
     "lvm_create": ([64, 64, 16, 16], check_report, ALL),
     # lvchange --resync, lvconvert --repair (docs/lvm.md): vda, vdb legs, vdc, vdd spares.
     "lvm_repair": ([64, 64, 64, 64], check_report, ALL),
+    # scripts/demo.sh --lvm: lvcreate, a failing subsystem, lvs, lvconvert --repair.
+    "lvm_demo": ([64, 64, 64], check_report, ALL),
     # lvconvert --splitmirrors 1 --trackchanges, --mergemirrors (docs/lvm.md).
     "lvm_split": ([64, 64], check_report, ALL),
     # Two-layer LVM (docs/lvm-two-layer.md): subsystem A = vda+vdb, B = vdc+vdd.

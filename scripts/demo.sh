@@ -4,6 +4,8 @@
 # fail every write, and show the mirror carrying on. Prints the guest console.
 #   --degraded-root   instead: boot from a root file system on rtmirror while one storage
 #                     subsystem hangs, run degraded, release it, resync (docs/boot.md)
+#   --lvm             instead: lvcreate --type rtmirror, one subsystem's disk fails, lvs,
+#                     lvconvert --repair onto a spare PV, resync (docs/lvm.md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -12,7 +14,8 @@ scenario=leg_error
 case ${1:-} in
 "") ;;
 --degraded-root) scenario=root_hang ;;
-*) die "usage: demo.sh [--degraded-root]" ;;
+--lvm) scenario=lvm_demo ;;
+*) die "usage: demo.sh [--degraded-root | --lvm]" ;;
 esac
 bash scripts/install-deps.sh
 out=$(bash scripts/build-kernel.sh x86_64 builtin | tail -n 1)
