@@ -67,16 +67,16 @@ impl RtMirror {
         let nr_legs = self.legs.len().min(MAX_LEGS);
         // Late legs are taken out of service the one silent longest first: when a leg hangs
         // and another is merely slow (it still completes requests, late), the slow one is
-        // kept as the last in-sync leg. While every in-sync leg is silent none is taken out
+        // kept as the last in-sync leg. While no in-sync leg answers none is taken out
         // (`region::timeout_victims`): the first to answer shows which one hangs.
-        let mut silent = [None; MAX_LEGS];
+        let mut answering = [true; MAX_LEGS];
         let mut stalled = [None; MAX_LEGS];
         let mut states = [LegState::Missing; MAX_LEGS];
         for (leg, l) in self.legs.iter().enumerate().take(nr_legs) {
             let since = self.stalled_since(leg, timeout_ns);
             let (counts, seen) = region::confirm_silent(since, l.silent_seen.load(Relaxed));
             l.silent_seen.store(seen, Relaxed);
-            silent[leg] = since;
+            answering[leg] = region::answers(since, now_ns(), timeout_ns);
             stalled[leg] = counts;
             states[leg] = l.state();
             if since.is_none() {
@@ -85,7 +85,7 @@ impl RtMirror {
         }
         let mut order = [0; MAX_LEGS];
         let nr_late = region::timeout_victims(
-            &silent[..nr_legs],
+            &answering[..nr_legs],
             &stalled[..nr_legs],
             &states[..nr_legs],
             &mut order,

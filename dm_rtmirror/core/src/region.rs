@@ -281,25 +281,33 @@ pub fn timeout_order(stalled: &[Option<i64>], out: &mut [usize; MAX_LEGS]) -> us
     n
 }
 
+/// Whether a leg answers, for [`timeout_victims`]: `since` is what [`silent_since`] said of it
+/// at `now`. A leg answers when no I/O of it waits beyond the timeout, or when it completed
+/// data within the timeout: a slow leg with a deep queue, whose oldest request has waited
+/// twice the timeout, is late but still answers.
+pub fn answers(since: Option<i64>, now: i64, timeout: i64) -> bool {
+    since.is_none_or(|s| now.saturating_sub(s) < timeout)
+}
+
 /// The legs the I/O timeout takes out of service in one watchdog pass, the one silent longest
-/// first: fills `out` and returns how many. `silent[i]` is what [`silent_since`] says of leg
-/// `i` at this pass, `stalled[i]` what counts after [`confirm_silent`], `legs` their states.
+/// first: fills `out` and returns how many. `answering[i]` is what [`answers`] says of leg `i`
+/// at this pass, `stalled[i]` what counts after [`confirm_silent`], `legs` their states.
 ///
-/// An in-sync leg is taken out only while another in-sync leg is not silent. When every
-/// in-sync leg is silent, taking one out cannot let a write go on (it waits for the others
-/// too), and which of them is hung and which merely slow shows only when one answers: a slow
-/// leg whose requests the host serves merged into a few large ones completes nothing for
-/// seconds, then much at once. So none is taken out until one answers; the mirror meanwhile
-/// waits like a single slow disk. Legs not in sync are listed whenever they count as late.
+/// An in-sync leg is taken out only while another in-sync leg answers. When no in-sync leg
+/// answers, taking one out cannot let a write go on (it waits for the others too), and which
+/// of them is hung and which merely slow shows only when one answers: a throttled leg has
+/// been seen to complete nothing in the guest's view for seconds, then much at once. So none
+/// is taken out until one answers; the mirror meanwhile waits like a single slow disk. Legs
+/// not in sync are listed whenever they count as late.
 pub fn timeout_victims(
-    silent: &[Option<i64>],
+    answering: &[bool],
     stalled: &[Option<i64>],
     legs: &[LegState],
     out: &mut [usize; MAX_LEGS],
 ) -> usize {
     let in_sync = |leg: usize| legs.get(leg) == Some(&LegState::InSync);
     let one_answers = (0..legs.len().min(MAX_LEGS))
-        .any(|leg| in_sync(leg) && silent.get(leg).copied().flatten().is_none());
+        .any(|leg| in_sync(leg) && answering.get(leg).copied().unwrap_or(true));
     let mut order = [0; MAX_LEGS];
     let late = timeout_order(stalled, &mut order);
     let mut n = 0;

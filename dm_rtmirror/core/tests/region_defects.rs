@@ -381,15 +381,28 @@ fn silent_counts_at_the_second_pass_in_a_row() {
     assert_eq!(confirm_silent(None, true), (None, false));
 }
 
-/// One watchdog pass as the kernel makes it: confirm each leg's silence, choose the victims,
-/// take them out unless one is the last in-sync leg.
-fn watchdog_pass(legs: &mut [LegState], seen: &mut [bool], silent: &[Option<i64>]) -> Vec<usize> {
+/// One watchdog pass as the kernel makes it at `now`: confirm each leg's silence, choose the
+/// victims, take them out unless one is the last in-sync leg.
+fn watchdog_pass(
+    legs: &mut [LegState],
+    seen: &mut [bool],
+    silent: &[Option<i64>],
+    now: i64,
+    timeout: i64,
+) -> Vec<usize> {
     let mut stalled = [None; MAX_LEGS];
+    let mut answering = [true; MAX_LEGS];
     for leg in 0..legs.len() {
         (stalled[leg], seen[leg]) = confirm_silent(silent[leg], seen[leg]);
+        answering[leg] = answers(silent[leg], now, timeout);
     }
     let mut out = [0; MAX_LEGS];
-    let n = timeout_victims(silent, &stalled[..legs.len()], legs, &mut out);
+    let n = timeout_victims(
+        &answering[..legs.len()],
+        &stalled[..legs.len()],
+        legs,
+        &mut out,
+    );
     let mut taken = Vec::new();
     for &leg in &out[..n] {
         if legs[leg] != LegState::Degraded && timeout_may_suspend(legs, leg) {
@@ -430,7 +443,7 @@ fn no_leg_is_taken_while_every_in_sync_leg_is_silent() {
             assert_eq!(timeout_order(&silent, &mut order), 2);
             assert_eq!(order[0], 0, "leg 0 was issued first: it went first");
         }
-        if watchdog_pass(&mut legs, &mut seen, &silent) == [1] {
+        if watchdog_pass(&mut legs, &mut seen, &silent, now, timeout) == [1] {
             taken_at = Some(now);
         }
         now += 375 * MS;
@@ -441,12 +454,15 @@ fn no_leg_is_taken_while_every_in_sync_leg_is_silent() {
     // The common case is unchanged: leg 1 hung, leg 0 answering (or idle).
     let mut legs = [LegState::InSync; 2];
     let mut seen = [false; 2];
-    watchdog_pass(&mut legs, &mut seen, &[None, Some(5)]);
-    assert_eq!(watchdog_pass(&mut legs, &mut seen, &[None, Some(5)]), [1]);
+    watchdog_pass(&mut legs, &mut seen, &[None, Some(5)], 1000, 10);
+    assert_eq!(
+        watchdog_pass(&mut legs, &mut seen, &[None, Some(5)], 1000, 10),
+        [1]
+    );
     // A leg out of sync is taken whenever it is late, even if every in-sync leg is silent.
     let mut legs = [LegState::InSync, LegState::Resyncing, LegState::InSync];
     let mut seen = [true; 3];
-    let taken = watchdog_pass(&mut legs, &mut seen, &[Some(1), Some(2), Some(3)]);
+    let taken = watchdog_pass(&mut legs, &mut seen, &[Some(1), Some(2), Some(3)], 1000, 10);
     assert_eq!(taken, [1]);
     assert_eq!(
         legs,
@@ -456,7 +472,29 @@ fn no_leg_is_taken_while_every_in_sync_leg_is_silent() {
     let mut legs = [LegState::InSync; 3];
     let mut seen = [true; 3];
     assert_eq!(
-        watchdog_pass(&mut legs, &mut seen, &[Some(9), None, Some(4)]),
+        watchdog_pass(&mut legs, &mut seen, &[Some(9), None, Some(4)], 1000, 10),
         [2, 0]
     );
+}
+
+/// A hung leg beside a slow leg with a deep queue: the slow leg's oldest request has waited
+/// twice the timeout (so it counts as late), but it completed data within the timeout, so it
+/// answers and the hung leg leaves at once, as before `timeout_victims`.
+#[test]
+fn a_late_leg_that_completes_data_lets_the_hung_leg_go() {
+    const MS: i64 = 1_000_000;
+    let timeout = 1000 * MS;
+    let now = 5000 * MS;
+    // Leg 0: 32 requests queued since 0, one done every 250 ms. Leg 1: held since 1 ms.
+    let leg0 = silent_since(0, 4750 * MS, now, timeout);
+    let leg1 = silent_since(MS, -1, now, timeout);
+    assert!(leg0.is_some(), "leg 0 is very late");
+    assert!(answers(leg0, now, timeout) && !answers(leg1, now, timeout));
+    let mut legs = [LegState::InSync; 2];
+    let mut seen = [true; 2];
+    assert_eq!(
+        watchdog_pass(&mut legs, &mut seen, &[leg0, leg1], now, timeout),
+        [1]
+    );
+    assert_eq!(legs, [LegState::InSync, LegState::Degraded]);
 }

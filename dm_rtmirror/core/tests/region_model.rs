@@ -919,7 +919,7 @@ proptest! {
     }
 
     /// The victims of a watchdog pass are late legs in timeout order; an in-sync leg is among
-    /// them only if some in-sync leg is not silent.
+    /// them only if some in-sync leg answers.
     #[test]
     fn timeout_victims_keep_a_silent_mirror_whole(
         legs in prop::collection::vec(
@@ -928,22 +928,23 @@ proptest! {
             1..=MAX_LEGS)
     ) {
         let states: Vec<LegState> = legs.iter().map(|l| l.0).collect();
-        let silent: Vec<Option<i64>> = legs.iter().map(|l| l.1).collect();
         // Confirmed only where silent.
         let stalled: Vec<Option<i64>> = legs.iter().map(|l| l.1.filter(|_| l.2)).collect();
+        // Silent legs answer or not at random (a very late leg completing data answers).
+        let answering: Vec<bool> = legs.iter().map(|l| l.1.is_none() || (l.1.unwrap_or(0) % 3 == 0)).collect();
         let mut out = [usize::MAX; MAX_LEGS];
-        let n = timeout_victims(&silent, &stalled, &states, &mut out);
+        let n = timeout_victims(&answering, &stalled, &states, &mut out);
         let mut order = [0; MAX_LEGS];
         let late = timeout_order(&stalled, &mut order);
         let in_order: Vec<usize> = order[..late].iter().copied().filter(|l| out[..n].contains(l)).collect();
         prop_assert_eq!(&out[..n], &in_order[..]);
-        let answering = (0..states.len()).any(|i| states[i] == LegState::InSync && silent[i].is_none());
+        let one_answers = (0..states.len()).any(|i| states[i] == LegState::InSync && answering[i]);
         for &leg in &out[..n] {
             prop_assert!(stalled[leg].is_some());
-            prop_assert!(states[leg] != LegState::InSync || answering);
+            prop_assert!(states[leg] != LegState::InSync || one_answers);
         }
         for &leg in &order[..late] {
-            if states[leg] != LegState::InSync || answering {
+            if states[leg] != LegState::InSync || one_answers {
                 prop_assert!(out[..n].contains(&leg));
             }
         }
