@@ -74,6 +74,17 @@ wait_or_dump() { # <pid> <seconds> <what> <dev>
 	dmesg | tail -n 80 | while IFS= read -r l; do note "kernel: $l"; done
 	return 1
 }
+# The lvm scenarios (lvm_demo, lvm_repair, lvm_split): the target, /sbin/lvm and its run
+# directories. lvm's output goes to $OUT through run(), never to the console (the host flags
+# console WARNINGs); said() gives it on one line.
+lvm_setup() {
+	load_rtmirror
+	[ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
+	mkdir -p /run/lock/lvm /run/lvm
+	export LVM_SUPPRESS_FD_WARNINGS=1
+}
+run() { OUT=$("$@" 2>&1); }
+said() { echo "$OUT" | sed 's/WARNING:/warning:/g' | tr '\n' '|'; }
 table_of() { dmsetup table "$1" | cut -d' ' -f3-; }
 kernel_log_clean() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|refcount_t'; then

@@ -4,14 +4,10 @@
 # writes go on, lvs shows the failed leg, lvconvert --repair puts a new leg on a spare PV, the
 # resync runs, lvs shows the mirror whole again and the data is checked.
 . /scenarios/lib.sh
-load_rtmirror
-[ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
-mkdir -p /run/lock/lvm /run/lvm
-export LVM_SUPPRESS_FD_WARNINGS=1
-# lvm's output goes to $OUT and is shown as notes (the host flags console WARNINGs).
-run() { OUT=$("$@" 2>&1); }
-said() { echo "$OUT" | sed 's/WARNING:/warning:/g' | while IFS= read -r l; do note "  $l"; done; }
-show() { note "# $*"; run "$@"; st=$?; said; return $st; }
+lvm_setup
+# lvm's output ($OUT, see run() in lib.sh) is shown as notes, one per line.
+said_lines() { echo "$OUT" | sed 's/WARNING:/warning:/g' | while IFS= read -r l; do note "  $l"; done; }
+show() { note "# $*"; run "$@"; st=$?; said_lines; return $st; }
 lvs_show() { show lvm lvs -a -o name,attr,size,devices,copy_percent,lv_health_status vg; }
 
 show lvm pvcreate -y /dev/vda /dev/vdb /dev/vdc || fail "pvcreate"

@@ -5,14 +5,8 @@
 # free PV with its log copy) and of a leg missing at activation (M, leg 0), and the refusals. Every repair is checked by the data (md5), by the two legs being
 # identical byte for byte, by the kernel status and by lvs.
 . /scenarios/lib.sh
-load_rtmirror
-[ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
-mkdir -p /run/lock/lvm /run/lvm
-export LVM_SUPPRESS_FD_WARNINGS=1
-# lvm's output goes to $OUT, never to the console (the host flags console WARNINGs).
-run() { OUT=$("$@" 2>&1); }
+lvm_setup
 ok() { run "$@" && note "ok: $*" || fail "$*: $(said)"; }
-said() { echo "$OUT" | sed 's/WARNING:/warning:/g' | tr '\n' '|'; }
 lvs_note() { lvm lvs -a $1 -o name,attr,size,devices,copy_percent,lv_health_status vg 2>/dev/null |
 	while IFS= read -r l; do note "lvs: $l"; done; }
 devices_of() { lvm lvs -a --noheadings -o devices $2 "vg/$1" 2>/dev/null | tr -d ' '; }

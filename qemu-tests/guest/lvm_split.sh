@@ -4,12 +4,7 @@
 # the regions written since (differential resync), the legs are identical afterwards; the
 # refusals.
 . /scenarios/lib.sh
-load_rtmirror
-[ -x /sbin/lvm ] || { fail "no /sbin/lvm in the guest image (scripts/build-initramfs.sh)"; exit 1; }
-mkdir -p /run/lock/lvm /run/lvm
-export LVM_SUPPRESS_FD_WARNINGS=1
-run() { OUT=$("$@" 2>&1); }
-said() { echo "$OUT" | sed 's/WARNING:/warning:/g' | tr '\n' '|'; }
+lvm_setup
 lvs_note() { lvm lvs -a -o name,attr,size,devices,copy_percent,lv_health_status vg 2>/dev/null |
 	while IFS= read -r l; do note "lvs: $l"; done; }
 
