@@ -528,7 +528,8 @@ impl RtMirror {
         let guard = track.list.lock();
         let head = guard.head.get();
         let mut oldest = -1;
-        // SAFETY: As in `stalled_since`.
+        // SAFETY: The list is initialised and we hold its lock; every entry is the `link` of
+        // a live `LegIo` (entries leave the list under the lock before their bio is freed).
         unsafe {
             let mut pos = (*head).next;
             while pos != head {
