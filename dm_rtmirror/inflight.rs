@@ -5,7 +5,8 @@
 //! Each device has a [`DevTrack`]: a list of its in-flight bios in submission order, so the
 //! oldest is first. The watchdog (see `watchdog.rs`) looks at the oldest entries; one older
 //! than `io_timeout_ms` means the device hangs. An entry whose bio owns its data pages (a
-//! bounce buffer) can then be abandoned: the watchdog takes over what the bio was working for
+//! bounce buffer) or holds references on them can then be abandoned: the watchdog takes over
+//! what the bio was working for
 //! (an application write or read, a log or resync request) and finishes it without the
 //! device. The bio itself stays in flight; when it completes, late, it only frees what it owns
 //! and counts itself out of [`DevTrack::abandoned`] (design rule 4). A `DevTrack` is shared by
@@ -20,7 +21,7 @@ use core::cell::UnsafeCell;
 use kernel::{
     alloc::flags::GFP_NOIO,
     bindings,
-    block::bio::{BioCompletion, BioSet, Opf, OwnedBio, PageBuf, PreparedBioList},
+    block::bio::{BioCompletion, BioSet, Opf, OwnedBio, PageBuf, PageRefs, PreparedBioList},
     device_mapper::{DmDev, IoRef},
     fs::File,
     new_mutex, new_spinlock_irq,
@@ -297,13 +298,16 @@ pub(crate) struct LegIo {
     /// Submission time (`ktime_get`, ns), set under the track's lock when linked.
     started: Atomic<i64>,
     state: Atomic<u32>,
-    /// Whether the bio owns its data or has none, so the watchdog may abandon it.
+    /// Whether the bio owns its data (or references on its pages) or has none, so the
+    /// watchdog may abandon it.
     pub(crate) abandonable: bool,
     track: Option<Arc<DevTrack>>,
     /// Accessed by whoever won the state exchange (or by completion if untracked).
     owner: UnsafeCell<Option<Owner>>,
     /// Pages the bio carries when they are the target's (bounce buffer, probe).
     pub(crate) buf: Option<Arc<PageBuf>>,
+    /// References on the caller's pages the bio carries, so that it may be abandoned.
+    pub(crate) page_refs: Option<Arc<PageRefs>>,
     /// Leg (or device) index in the table.
     pub(crate) dev: usize,
     /// The table that submitted the bio (devices are shared between tables): only its
@@ -329,6 +333,7 @@ impl LegIo {
             track: None,
             owner: UnsafeCell::new(Some(owner)),
             buf,
+            page_refs: None,
             dev,
             table: 0,
             batch: None,

@@ -10,7 +10,7 @@
 
 use kernel::{
     alloc::flags::{__GFP_NOWARN, GFP_NOIO},
-    block::bio::{Bio, Opf, PageBuf, ReqOp, BIO_MAX_VECS},
+    block::bio::{Bio, Opf, PageBuf, PageRefs, ReqOp, BIO_MAX_VECS},
     device_mapper::{IoList, IoRef, IoResult, MapBio, Mapped},
     prelude::*,
     sync::{
@@ -311,10 +311,22 @@ impl RtMirror {
         } else {
             src.sector().saturating_sub(self.begin)
         };
-        // With a timeout the legs write a copy of the data that they own: the write may be
-        // acknowledged while a hung leg still holds its bio (rule 4), as md's write-behind does.
-        // Without memory for it the write carries the caller's pages and waits for every leg.
-        let bounce = if has_data && self.io_timeout_ms.load(Relaxed) > 0 {
+        // With a timeout the write may be acknowledged while a hung leg still holds its bio
+        // (rule 4): the leg bios hold references on the caller's pages, so the pages stay
+        // allocated however late the hung leg completes (what it writes then does not matter:
+        // the region is resynced to that leg, which rejoins only once every bio it was given
+        // up on came back). Where the pages' references are not counted (slab memory), the
+        // legs write a copy of the data that they own, as md's write-behind does. Without
+        // memory for either, the write carries the caller's pages and waits for every leg.
+        let timeout = has_data && self.io_timeout_ms.load(Relaxed) > 0;
+        let refs = if timeout {
+            PageRefs::of_bio(src, size, Self::io_gfp())
+                .ok()
+                .and_then(|r| Arc::new(r, Self::io_gfp()).ok())
+        } else {
+            None
+        };
+        let bounce = if timeout && refs.is_none() {
             PageBuf::new_with(size as usize, Self::io_gfp())
                 .ok()
                 .and_then(|mut b| b.copy_from_bio(src, size as usize).ok().map(|()| b))
@@ -327,8 +339,9 @@ impl RtMirror {
             // (timeout set at submission) holds the device's track, which holds the device's
             // file, even once abandoned and the table gone; an untracked one is never abandoned
             // and its payload holds `io`, so the target and its `DmDev` live until then. The module's bio set
-            // outlives every bio. The leg bio carries either pages its payload owns or the
-            // data of `src`, which completes only after every leg bio that is not abandonable.
+            // outlives every bio. The leg bio carries pages its payload owns, or the data of
+            // `src` with references on its pages in the payload, or the data of `src`, which
+            // then completes only after every leg bio that is not abandonable.
             let leg_bio = unsafe {
                 match &bounce {
                     Some(b) => {
@@ -353,8 +366,9 @@ impl RtMirror {
                     st.remaining.fetch_add(1, Relaxed);
                     let mut payload =
                         LegIo::new(leg, Owner::Write(io.clone()), bounce.clone(), size as usize);
+                    payload.page_refs = refs.clone();
                     // A bio without data holds nothing of the caller's but the write itself.
-                    payload.abandonable = bounce.is_some() || !has_data;
+                    payload.abandonable = bounce.is_some() || refs.is_some() || !has_data;
                     self.submit_tracked(b, payload);
                 }
                 Err(e) => {

@@ -12,12 +12,10 @@ kernel's partition scan at probe time, before any device-mapper target exists).
 The host checks every outcome itself: the log copies' headers on the media, the legs' bytes,
 and the files the guest wrote, read back from each leg's file system with debugfs.
 """
-import hashlib
-import os
 import subprocess
-import tempfile
 
 from harness import FaultDisk, Guest
+from harness.ext4_files import files_in_image, written_files
 from harness.log_decode import decode_log
 
 MiB = 1 << 20
@@ -94,23 +92,8 @@ def log_copy(disk):
 
 
 def files_on_leg(ctx, disk, names):
-    """md5 of each /data/<name> in the file system on `disk`'s leg, read by debugfs (None: not
-    found)."""
-    with tempfile.NamedTemporaryFile(dir=ctx.work, suffix=".ext4") as img:
-        img.write(leg_bytes(disk))
-        img.flush()
-        out = {}
-        for n in names:
-            p = subprocess.run(["debugfs", "-R", "cat /data/%s" % n, img.name],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            ok = p.returncode == 0 and b"File not found" not in p.stderr
-            out[n] = hashlib.md5(p.stdout).hexdigest() if ok and p.stdout else None
-        return out
-
-
-def written_files(res):
-    """{name: md5} of the files a boot wrote (root_write_files)."""
-    return {k[len("file_"):]: v[-1] for k, v in res.results.items() if k.startswith("file_")}
+    """md5 of each /data/<name> in the file system on `disk`'s leg (None: not found)."""
+    return files_in_image(ctx.work, leg_bytes(disk), names)
 
 
 def check_files(ctx, res_seen, wanted, disks, errors):

@@ -63,8 +63,23 @@ $cc -O2 -Wall -static -o "$root/sbin/blkzeroout" "$here/qemu-tests/tools/blkzero
 ko="$kbuild/rtmirror-module-$(checkout_key)/dm_rtmirror/dm_rtmirror.ko"
 [ -e "$ko" ] && cp "$ko" "$root/modules/"
 cp "$here"/qemu-tests/guest/*.sh "$root/scenarios/"
+# lvm2's own tests of the segment type (lvm_shell_tests): test/shell/rtmirror-*.sh exactly as
+# lvm2-patches/ carries them (each patch's part under test/shell/ applied in turn), beside the
+# guest's port of lvm2's test harness (qemu-tests/guest/lvm2-test-lib/).
+mkdir -p "$root/scenarios/lvm2-test/lib" "$root/scenarios/lvm2-test/shell"
+cp "$here"/qemu-tests/guest/lvm2-test-lib/* "$root/scenarios/lvm2-test/lib/"
+lvm2_tests=$(mktemp -d)
+for p in "$here"/lvm2-patches/*.patch; do
+	grep -q '^+++ b/test/shell/rtmirror-' "$p" || continue
+	git -C "$lvm2_tests" apply --include='test/shell/rtmirror-*' "$p" ||
+		die "$(basename "$p"): its test/shell/rtmirror-* part does not apply"
+done
+ls "$lvm2_tests"/test/shell/rtmirror-*.sh >/dev/null 2>&1 || die "no test/shell/rtmirror-*.sh in lvm2-patches/"
+cp "$lvm2_tests"/test/shell/rtmirror-*.sh "$root/scenarios/lvm2-test/shell/"
+rm -rf "$lvm2_tests"
 cp "$here/qemu-tests/guest/init" "$root/init"
-chmod +x "$root/init" "$root"/scenarios/*.sh
+chmod +x "$root/init" "$root"/scenarios/*.sh "$root"/scenarios/lvm2-test/lib/* \
+	"$root"/scenarios/lvm2-test/shell/*.sh
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
 mv "$out.tmp" "$out"
 if [ -n "$rootfs" ]; then

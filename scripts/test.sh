@@ -5,6 +5,7 @@
 #   RTMIRROR_ARCHES="x86_64 s390x"  architectures to run (default both)
 #   RTMIRROR_ONLY=a,b               run only these scenarios
 #   RTMIRROR_DEBUG_KERNEL=0         skip the x86_64 debug kernel and its scenario set
+#                                   (run.py --debug-set: the scenarios listed in DEBUG_SET)
 #   RTMIRROR_SOAK=0                 skip the short fixed-seed fault soak (docs/soak.md)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,12 +17,19 @@ t_start=$(date +%s)
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 failx() { failed=$((failed + 1)); echo "FAIL $*"; }
 step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - t_start ))"; }
-# Add the counts of the last "N passed, N failed" line of a log; false if there is none.
-add_counts() {
+# The counts of the last "N passed, N failed" line of a log, as "N N"; false if there is none.
+counts_of() {
 	local line f
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
 	[ -n "$line" ] || return 1
-	passed=$((passed + ${line%% passed*})); f=${line#*passed, }; failed=$((failed + ${f%% failed}))
+	f=${line#*passed, }
+	echo "${line%% passed*} ${f%% failed}"
+}
+# Add the counts of the last "N passed, N failed" line of a log; false if there is none.
+add_counts() {
+	local c
+	c=$(counts_of "$1") || return 1
+	passed=$((passed + ${c% *})); failed=$((failed + ${c#* }))
 }
 
 step "install prerequisites"
@@ -37,7 +45,7 @@ fi
 # "N passed, N failed".
 #   pipeline <name> <arch> <mode> <label> <only>
 pipeline() {
-	local name=$1 arch=$2 mode=$3 label=$4 only=$5 out image initrd p=0 f=0 line
+	local name=$1 arch=$2 mode=$3 label=$4 only=$5 out image initrd p=0 f=0 c
 	local started=$(date +%s)
 	echo "--- $name: build $arch kernel ($mode) ($(( started - t_start ))s)"
 	if ! out=$(bash scripts/build-kernel.sh "$arch" "$mode" | tail -n 1) || [ ! -d "$out" ]; then
@@ -57,7 +65,7 @@ pipeline() {
 	{ [ "$mode" = debug ] || [ "$arch" = s390x ]; } && shards=2
 	for k in $(seq 1 $shards); do
 		python3 qemu-tests/run.py --arch "$arch" --label "$label" --kernel "$image" --initrd "$initrd" \
-			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) $([ "$mode" = debug ] && echo --slow-kernel) \
+			--rootfs "$rootfs" ${only:+--only "$only"} $([ "$mode" = builtin ] && echo --builtin) $([ "$mode" = debug ] && echo --slow-kernel --debug-set) \
 			--shard "$k/$shards" >"$work/$name.scen$k" 2>&1 &
 	done
 	wait
@@ -67,26 +75,21 @@ pipeline() {
 		python3 qemu-tests/soak.py --arch "$arch" --label "$label" --kernel "$image" \
 			--initrd "$initrd" --seed 1 --epochs 3 --epoch-seconds 40 >"$work/$name.soak" 2>&1
 		cat "$work/$name.soak"
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.soak" | tail -n 1)
-		if [ -z "$line" ]; then echo "FAIL $label: soak crashed"; f=$((f + 1)); else
-			p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
-		fi
+		if c=$(counts_of "$work/$name.soak"); then p=$((p + ${c% *})); f=$((f + ${c#* }))
+		else echo "FAIL $label: soak crashed"; f=$((f + 1)); fi
 	fi
 	# The bench's smoke run, so it cannot rot: every configuration runs and the legs of every
 	# mirror are identical afterwards (never a speed; docs/benchmarks.md).
 	if [ "$arch" = x86_64 ] && [ "$mode" = builtin ] && [ -z "$only" ]; then
 		RTMIRROR_BENCH_WORK="$work/bench-$arch" bash scripts/bench.sh --smoke --arch "$arch" --kernel "$image" >"$work/$name.bench" 2>&1
 		grep -E '^(PASS|FAIL)' "$work/$name.bench"
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.bench" | tail -n 1)
-		if [ -z "$line" ]; then echo "FAIL $label: bench smoke crashed"; tail -n 20 "$work/$name.bench"; f=$((f + 1)); else
-			p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
-		fi
+		if c=$(counts_of "$work/$name.bench"); then p=$((p + ${c% *})); f=$((f + ${c#* }))
+		else echo "FAIL $label: bench smoke crashed"; tail -n 20 "$work/$name.bench"; f=$((f + 1)); fi
 	fi
 	for k in $(seq 1 $shards); do
 		cat "$work/$name.scen$k"
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$name.scen$k" | tail -n 1)
-		if [ -z "$line" ]; then echo "FAIL $label: scenario runner $k crashed"; f=$((f + 1)); continue; fi
-		p=$((p + ${line%% passed*})); f=$((f + $(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')))
+		if c=$(counts_of "$work/$name.scen$k"); then p=$((p + ${c% *})); f=$((f + ${c#* }))
+		else echo "FAIL $label: scenario runner $k crashed"; f=$((f + 1)); fi
 	done
 	echo "--- $name: done in $(( $(date +%s) - started ))s"
 	echo "$p passed, $f failed"
@@ -102,9 +105,9 @@ launch() { # <name> <arch> <mode> <only>
 # x86_64 and s390x run on kernels with the target built in (as for a root file system on
 # rtmirror); the debug kernel loads it as a module, so both forms are tested.
 if [[ " $arches " == *" x86_64 "* ]]; then
-	# The whole x86_64 scenario set again on a kernel with lock, atomic-sleep, list, object
-	# and memory checking and KASAN: any splat fails the scenario (RTMIRROR_DEBUG_KERNEL=0
-	# skips it). Started first: its scenario set is the longest.
+	# The debug kernel's scenario set (run.py DEBUG_SET) on a kernel with lock, atomic-sleep,
+	# list, object and memory checking and KASAN: any splat fails the scenario
+	# (RTMIRROR_DEBUG_KERNEL=0 skips it). Started first: its kernel build is the longest.
 	[ "${RTMIRROR_DEBUG_KERNEL:-1}" = 1 ] && launch x86_64-debug x86_64 debug "${RTMIRROR_ONLY:-}"
 	launch x86_64 x86_64 builtin "${RTMIRROR_ONLY:-}"
 fi

@@ -184,4 +184,43 @@ root_report_files() {
 		result "seen_${f##*/}" "$(md5sum <$f | cut -d' ' -f1)"
 	done
 }
-root_is_rw() { grep -q '^/dev/root / ext4 rw\|^/dev/dm-0 / ext4 rw' /proc/mounts; }
+root_is_rw() { grep -q '^/dev/root / ext4 rw\|^/dev/dm-0 / ext4 rw\|^/dev/mapper/[^ ]* / ext4 rw' /proc/mounts; }
+
+# Root on an lvm rtmirror LV (lvmroot_* scenarios, qemu-tests/lvm_root.py): VG rootvg, LV root,
+# one PV per storage subsystem on the GPT partition named rtm-pv-<subsystem>.
+LVMROOT_VG=rootvg LVMROOT_LV=root LVMROOT_DM=rootvg-root
+# The partition whose GPT name is <name> (/dev/<kernel name>), from sysfs.
+part_named() { # <name>
+	local u
+	for u in /sys/class/block/*/uevent; do
+		grep -q "^PARTNAME=$1\$" "$u" && { echo "/dev/$(sed -n 's/^DEVNAME=//p' "$u")"; return 0; }
+	done
+	return 1
+}
+# Report what the initramfs found and how the LV came up, and fail unless the root is the LV,
+# read-write. The initramfs (initramfs_lvm_root.sh) reported the probe and vgchange itself.
+lvmroot_boot_report() {
+	result status "$(status_of $LVMROOT_DM)"
+	result table "$(table_of $LVMROOT_DM)"
+	result activation "$(dmesg | grep 'activated:' | tail -n 1)"
+	grep -q "^/dev/mapper/$LVMROOT_DM / ext4 rw" /proc/mounts ||
+		fail "root is not $LVMROOT_DM read-write: $(grep ' / ' /proc/mounts | tr '\n' '|')"
+}
+# lvchange --refresh of the root LV (rejoins legs out of service and failed log copies whose PVs
+# are there, docs/lvm.md); its output goes to the host as "refresh".
+lvmroot_refresh() {
+	run lvm lvchange --refresh $LVMROOT_VG/$LVMROOT_LV || fail "lvchange --refresh: $(said)"
+	result refresh "$(said)"
+}
+# lvmroot_rejoin <leg|any>: lvchange --refresh must rejoin the leg, the resync must end with
+# both legs and log copies in service and every region in sync.
+lvmroot_rejoin() {
+	lvmroot_refresh
+	case "$1:$OUT" in any:*"Rejoining leg "*|*:*"Rejoining leg $1"*) ;; *) fail "refresh did not rejoin leg $1: $(said)" ;; esac
+	result status_rejoined "$(status_of $LVMROOT_DM)"
+	wait_in_sync $LVMROOT_DM 600
+	local st=$(status_of $LVMROOT_DM)
+	result status_after "$st"
+	case "$st" in "2 AA "*" 2 AA healthy idle") ;; *) fail "root LV after the resync: '$st'" ;; esac
+	result resync "$(dmesg | grep 'resync done' | tail -n 1)"
+}

@@ -146,17 +146,24 @@ result messages_rejected $m_rej
 result silent_rejections $silent
 # Bring the mirror back to health: every leg in service, the resync rate limit a fuzzed
 # message may have set lifted, then a full resync; the data written before must read back.
-heal() {
+heal_messages() {
 	dmsetup message m0 0 io_timeout_ms 5000
 	dmsetup message m0 0 resync_kbps 0
 	for i in 0 1; do dmsetup message m0 0 rejoin $i 2>/dev/null; dmsetup message m0 0 rejoin_log $i 2>/dev/null; done
+}
+heal() {
+	heal_messages
 	# Both log copies failed (e.g. a fuzzed 'io_timeout_ms 1' timed out their writes): the
 	# log is lost and rejoin_log is refused; the documented way back is to load the table
-	# again (docs/fault-handling.md), which rebuilds the log.
+	# again (docs/fault-handling.md), which rebuilds the log. The new table takes the leg
+	# states from the last generation the log holds (a leg being rejoined when the log was
+	# lost comes back split, as the log last recorded it), so rejoin again.
 	case "$(status_of m0 | cut -d' ' -f5)" in *F*F*|FF)
 		note "log lost after the messages ($(status_of m0)): reloading the table"
 		dmsetup reload m0 --table "0 $S $(table_of m0)" && dmsetup suspend m0 && dmsetup resume m0 ||
 			fail "reload after the log was lost"
+		note "after the reload: $(status_of m0)"
+		heal_messages
 		;;
 	esac
 	# Bounded by the clock (lib.sh's wait_in_sync counts rounds, which under TCG took longer

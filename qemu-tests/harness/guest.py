@@ -23,7 +23,6 @@ decided by the caller afterwards (FaultDisk.powercut, see run.py).
 import os
 import queue
 import re
-import signal
 import subprocess
 import threading
 import time

@@ -44,6 +44,10 @@ use crate::log_format::{
 use crate::status::{LegState, LogState};
 use crate::table::{MAX_LEGS, MAX_LOGS};
 
+/// Most regions a sequential write stream marks dirty ahead of itself
+/// ([`Regions::dirty_ahead`]).
+pub const DIRTY_AHEAD_MAX: u64 = 32;
+
 /// Number of per-region bitmaps held in the caller's `bits` slice.
 pub const REGION_BITMAPS: usize = 7;
 
@@ -810,6 +814,9 @@ impl<'a> Regions<'a> {
             set_bit(self.image, r, true);
             self.mark_block(r);
             self.st.image_changed = true;
+            if !self.st.log_lost {
+                self.dirty_ahead(r);
+            }
         }
         if self.st.log_lost {
             return Ok(WriteStart::ProceedUnlogged);
@@ -1050,6 +1057,35 @@ impl<'a> Regions<'a> {
             }
         }
         pass
+    }
+
+    /// Region `r` just became dirty: if the regions before it are dirty too (a sequential
+    /// stream), the regions after it are marked dirty in the same log generation, twice as
+    /// many as the run of dirty regions behind `r`, at most [`DIRTY_AHEAD_MAX`]. The stream's
+    /// next regions then find themselves durably dirty and cost no log write of their own
+    /// (one generation per `DIRTY_AHEAD_MAX` regions instead of one per region), as
+    /// read-ahead ramps up for sequential reads. Marking a region dirty that is not written is
+    /// always safe (the write-ahead rule needs dirty ⊇ written); it costs at most that many
+    /// regions of resync after a crash, and the lazy cleaner clears those not written.
+    fn dirty_ahead(&mut self, r: u64) {
+        let mut behind = 0u64;
+        while behind < DIRTY_AHEAD_MAX && r > behind && bit(self.image, r - behind - 1) {
+            behind += 1;
+        }
+        let ahead = behind.saturating_mul(2).min(DIRTY_AHEAD_MAX);
+        let end = r
+            .saturating_add(1)
+            .saturating_add(ahead)
+            .min(self.st.nr_regions);
+        for a in r.saturating_add(1)..end {
+            if bit(self.image, a) || bit(self.resync, a) || bit(self.recovering, a) {
+                continue;
+            }
+            set_bit(self.image, a, true);
+            self.mark_block(a);
+            // No write in flight and none missed: a clean candidate for the lazy cleaner.
+            self.make_candidate(a, false);
+        }
     }
 
     /// Clears region `r` from the in-memory image if it is dirty and idle: no write in
@@ -1295,6 +1331,11 @@ impl<'a> Regions<'a> {
             return (from < self.st.nr_regions).then_some(from);
         }
         (from..self.st.nr_regions).find(|&r| bit(self.resync, r))
+    }
+
+    /// Whether region `r` is dirty in the in-memory log image (the next log write's).
+    pub fn is_dirty(&self, r: u64) -> bool {
+        bit(self.image, r)
     }
 
     /// Whether region `r` is dirty in the newest durable log generation.

@@ -98,7 +98,9 @@ fn batching_and_hot_regions() {
     // Initial log write of a nosync mirror.
     assert_eq!(flush(&mut m), Some(1));
     let mut r = m.r();
-    for reg in 0..10 {
+    // Regions apart from each other: a region after a dirty one marks its successors dirty
+    // ahead (see `sequential_stream_dirties_ahead`).
+    for reg in (0..20).step_by(2) {
         assert_eq!(r.write_start(reg).unwrap(), WriteStart::WaitFor(2));
     }
     // One log write covers all ten.
@@ -113,15 +115,15 @@ fn batching_and_hot_regions() {
         }
     );
     assert_eq!(r.take_log_write(), None);
-    assert_eq!(r.write_start(3).unwrap(), WriteStart::WaitFor(2));
-    assert_eq!(r.write_start(12).unwrap(), WriteStart::WaitFor(3));
+    assert_eq!(r.write_start(6).unwrap(), WriteStart::WaitFor(2));
+    assert_eq!(r.write_start(30).unwrap(), WriteStart::WaitFor(3));
     assert_eq!(r.log_written(2, 0b11).unwrap(), LogDone::Durable(2));
     // Hot region: no log write at all.
     for _ in 0..100 {
-        assert_eq!(r.write_start(3).unwrap(), WriteStart::Proceed);
-        assert_eq!(r.write_done(3, true).unwrap(), WriteDone::Ack);
+        assert_eq!(r.write_start(6).unwrap(), WriteStart::Proceed);
+        assert_eq!(r.write_done(6, true).unwrap(), WriteDone::Ack);
     }
-    assert_eq!(r.take_log_write().unwrap().generation, 3); // for region 12 only
+    assert_eq!(r.take_log_write().unwrap().generation, 3); // for region 30 only
 }
 
 #[test]
@@ -249,6 +251,73 @@ fn sequential_write_ratio() {
         log_writes * 10 <= data_writes,
         "{log_writes} log writes for {data_writes} data writes"
     );
+}
+
+/// Benchmark finding (docs/benchmarks.md): a sequential stream of 1 MiB writes over 4 MiB
+/// regions cost one log generation per region (1.0 log write per application write). A
+/// region that starts a run after dirty regions marks the next regions dirty in the same
+/// generation, ramping up to `DIRTY_AHEAD_MAX`.
+#[test]
+fn sequential_stream_dirties_ahead() {
+    let mut m = fresh();
+    flush(&mut m);
+    let (mut log_writes, mut data_writes) = (0u64, 0u64);
+    let mut regions_dirty_max = 0u64;
+    for reg in 0..NR {
+        for _ in 0..4 {
+            let mut r = m.r();
+            data_writes += 1;
+            if let WriteStart::WaitFor(_) = r.write_start(reg).unwrap() {
+                flush_r(&mut r);
+                log_writes += 1;
+            }
+            // Nothing is submitted before it is durably dirty.
+            assert_eq!(r.write_start(reg).unwrap(), WriteStart::Proceed);
+            r.write_done(reg, true).unwrap();
+            r.write_done(reg, true).unwrap();
+        }
+        // The run of dirty regions ahead of the stream is bounded.
+        let dirty_ahead = (reg + 1..NR).take_while(|&a| m.r().is_dirty(a)).count() as u64;
+        assert!(
+            dirty_ahead <= DIRTY_AHEAD_MAX,
+            "{dirty_ahead} regions dirty ahead of {reg}"
+        );
+        regions_dirty_max = regions_dirty_max.max(dirty_ahead);
+    }
+    assert_eq!(regions_dirty_max, DIRTY_AHEAD_MAX);
+    // Ramp 0, 2, 8, 26 regions, then one generation per DIRTY_AHEAD_MAX + 1 regions.
+    let bound = 4 + NR / DIRTY_AHEAD_MAX;
+    assert!(
+        log_writes <= bound,
+        "{log_writes} log writes for {data_writes} data writes over {NR} regions (bound {bound})"
+    );
+    // No region past the end is touched; regions marked ahead and never written are cleared
+    // by the lazy cleaner after a whole idle pass, like written ones.
+    let mut m = fresh();
+    flush(&mut m);
+    for reg in [NR - 3, NR - 2] {
+        let mut r = m.r();
+        if let WriteStart::WaitFor(_) = r.write_start(reg).unwrap() {
+            flush_r(&mut r);
+        }
+        r.write_done(reg, true).unwrap();
+    }
+    assert!(m.r().is_dirty(NR - 1));
+    let mut r = m.r();
+    assert_eq!(r.clean_idle(u64::MAX).cleaned, 0);
+    assert_eq!(r.clean_idle(u64::MAX).cleaned, 3);
+    assert!(!r.is_dirty(NR - 1));
+    // Random writes (no dirty region right behind) mark nothing ahead.
+    let mut m = fresh();
+    flush(&mut m);
+    let mut r = m.r();
+    for reg in [40, 10, 70, 25] {
+        assert!(matches!(
+            r.write_start(reg).unwrap(),
+            WriteStart::WaitFor(_)
+        ));
+        assert!(!r.is_dirty(reg + 1));
+    }
 }
 
 #[test]

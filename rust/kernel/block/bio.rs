@@ -8,9 +8,9 @@
 //! A [`Bio`] is a borrowed view of a bio that somebody else owns. A [`BioSet`] allocates bios
 //! that this module owns ([`OwnedBio`]): they carry their own bvec table, so a bio that
 //! completes late never reads or writes its originator's bvecs. The data pages themselves are
-//! the originator's: the originator must stay incomplete until every such bio completed (no
-//! page references are taken, since data may live in slab memory, where references are not
-//! counted).
+//! the originator's: the originator must stay incomplete until every such bio completed, unless
+//! the bio holds references on them ([`PageRefs`]; taken only where references are counted,
+//! which excludes slab memory).
 
 use crate::{
     alloc::{flags::__GFP_ZERO, Flags},
@@ -668,6 +668,68 @@ unsafe extern "C" fn end_io<P: BioCompletion>(bio: *mut bindings::bio) {
     // SAFETY: The bio completed; nobody else references it.
     unsafe { bindings::bio_put(bio) };
     payload.complete(status_to_result(status));
+}
+
+/// References on the data pages of a bio ([`PageRefs::of_bio`]): while held, the pages stay
+/// allocated even after the bio's originator completed the bio and reused or freed its
+/// memory, so a bio built on them with [`BioSet::alloc_with_data_of`] may complete later
+/// than its originator (it then writes whatever the pages hold by then).
+pub struct PageRefs {
+    pages: KVec<*mut bindings::page>,
+}
+
+// SAFETY: The pointers are pages we hold a reference on; a reference may be dropped from any
+// thread.
+unsafe impl Send for PageRefs {}
+// SAFETY: `&PageRefs` gives no access to the pages.
+unsafe impl Sync for PageRefs {}
+
+impl PageRefs {
+    /// Takes a reference on each data page of the first `bytes` bytes of `bio`'s remaining
+    /// data. Fails (`EINVAL`) if one of them is memory whose references are not counted
+    /// (slab or large kmalloc memory, device memory): the caller then copies the data instead.
+    pub fn of_bio(bio: &Bio, bytes: u32, flags: Flags) -> Result<Self> {
+        let (_, segments) = bio.fit_in_segments(u32::MAX);
+        let mut refs = Self {
+            pages: KVec::with_capacity(segments as usize, flags)?,
+        };
+        let mut left = bytes;
+        let mut ok = true;
+        bio.for_each_page_segment(|page, len, _| {
+            if left == 0 {
+                return false;
+            }
+            // SAFETY: `page` is a data page of `bio`, which the caller keeps incomplete, so the
+            // page is allocated now.
+            if !unsafe { bindings::bio_data_page_get(page) } {
+                ok = false;
+                return false;
+            }
+            if let Err(e) = refs.pages.push_within_capacity(page) {
+                // Cannot happen: one slot per segment was reserved. Drop the reference taken.
+                // SAFETY: Taken just above.
+                unsafe { bindings::bio_data_page_put(e.0) };
+                ok = false;
+                return false;
+            }
+            left -= len.min(left);
+            true
+        });
+        // Dropping `refs` on failure puts the references taken so far.
+        if !ok || left != 0 {
+            return Err(EINVAL);
+        }
+        Ok(refs)
+    }
+}
+
+impl Drop for PageRefs {
+    fn drop(&mut self) {
+        for &page in self.pages.iter() {
+            // SAFETY: `of_bio` took one reference on each entry, put here exactly once.
+            unsafe { bindings::bio_data_page_put(page) };
+        }
+    }
 }
 
 /// Pages owned by the caller that carry the data of a bio ([`BioSet::alloc_with_buf`]), for
