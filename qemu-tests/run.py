@@ -754,7 +754,7 @@ def main():
                     help="seconds per boot (default 600, 1200 with --slow-kernel)")
     ap.add_argument("--slow-kernel", action="store_true",
                     help="a kernel several times slower than the others (KASAN under TCG): "
-                         "longer boot timeouts, table_fuzz phases of 240 s")
+                         "longer boot timeouts, table_fuzz phases of 150 s")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--append", default="", help="extra guest kernel command line")
     ap.add_argument("--verbose", action="store_true")

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness.disks import FaultDisk, ControlError  # noqa: E402
+from harness.guest import GuestResult  # noqa: E402
 
 VERBOSE = "-v" in sys.argv
 passed = 0
@@ -280,7 +281,27 @@ def cache_tests(work):
         c.stop()
 
 
+def clock_check_tests():
+    """The harness's check of the guest clock against the host's (GuestResult.clock_check)."""
+    def verdict(boot_s, done_s, host_boot, host_done):
+        r = GuestResult()
+        r.results = {"boot_s": [str(boot_s)], "done_s": [str(done_s)]}
+        r.seen_at = {"boot_s": host_boot, "done_s": host_done}
+        return r.clock_check()
+    check("clock check: a guest clock 3 times too fast fails the run",
+          verdict(1.0, 61.0, 100.0, 120.0) is not None)
+    check("clock check: the rate of the TSC calibrated at 899 of 2596 MHz fails it",
+          verdict(1.4, 1.4 + 20.0, 50.0, 50.0 + 20.0 * 899 / 2596) is not None)
+    check("clock check: a guest clock in step passes",
+          verdict(10.0, 70.3, 200.0, 260.0) is None)
+    check("clock check: a slow guest clock (lost ticks) passes",
+          verdict(10.0, 40.0, 200.0, 260.0) is None)
+    check("clock check: a run without done_s (power cut) is not judged",
+          verdict(10.0, "", 200.0, 260.0) is None)
+
+
 def main():
+    clock_check_tests()
     work = tempfile.mkdtemp(prefix="nbdselftest-")
     d = None
     try:

@@ -6,6 +6,9 @@ Guest <-> host protocol on the serial console (one line each):
     @@RESULT <key> <value...>   collected into result.results[key] (list)
     @@FAIL <text>          collected into result.fails
     @@DONE                 ends the run (QEMU is then killed)
+    @@RESULT boot_s / done_s   the guest's uptime at boot and at the end: the
+                           host fails the run if the guest's clock ran faster
+                           than its own (GuestResult.clock_check)
 
 Default handler commands (disk index i is 0-based in the `disks` list;
 "all" or a list "i,j" is accepted instead of i for every command but stats):
@@ -46,6 +49,8 @@ class GuestResult:
         self.host_commands = []     # (words, reply)
         self.duration = 0.0
         self.cmdline = []
+        # Host monotonic time at which these @@RESULT keys arrived (the clock check).
+        self.seen_at = {}
 
     def lines(self):
         return self.console.split("\n")
@@ -72,6 +77,28 @@ class GuestResult:
 
     def __repr__(self):
         return "GuestResult(%s)" % self.summary()
+
+    # A guest clock this much faster than the host's fails the run: its timeouts fired early
+    # in real time, so the timed checks proved nothing (CLOCK_SLACK_S covers console latency).
+    CLOCK_FAST_RATIO = 1.05
+    CLOCK_SLACK_S = 1.0
+
+    def clock_check(self):
+        """None, or why the guest's clock cannot be trusted: between boot_s and done_s it
+        advanced faster than the host's monotonic clock. Seen on x86_64 under TCG on a loaded
+        host when the TSC was calibrated against the PIT at a third of its rate (guest time ran
+        3 to 40 times too fast). A slower guest clock is not reported: a starved guest may lose
+        ticks, and its timeouts then only fire late."""
+        try:
+            guest_s = float(self.result("done_s")) - float(self.result("boot_s"))
+            host_s = self.seen_at["done_s"] - self.seen_at["boot_s"]
+        except (TypeError, ValueError, KeyError):
+            return None
+        if guest_s > host_s * self.CLOCK_FAST_RATIO + self.CLOCK_SLACK_S:
+            return ("guest clock ran %.2f times as fast as the host's (%.1f s in the guest, "
+                    "%.1f s on the host): the guest's timeouts and timed checks are void"
+                    % (guest_s / max(host_s, 0.001), guest_s, host_s))
+        return None
 
 
 class Guest:
@@ -277,6 +304,7 @@ class Guest:
             if parts:
                 r.results.setdefault(parts[0], []).append(
                     parts[1] if len(parts) > 1 else "")
+                r.seen_at[parts[0]] = time.monotonic()
         elif mark == "@@FAIL":
             r.fails.append(rest)
         elif mark == "@@DONE":
@@ -400,6 +428,9 @@ class Guest:
         r.duration = time.monotonic() - self._t0
         with self._lock:
             r.console = "\n".join(self._buf)
+        clock = r.clock_check()
+        if clock:
+            r.fails.append(clock)
         try:
             self._logf.write("# result: %s\n" % r.summary())
             self._logf.close()
