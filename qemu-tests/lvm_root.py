@@ -24,6 +24,7 @@ from harness import FaultDisk, Guest
 from harness.ext4_files import files_in_image, written_files
 from harness.log_decode import decode_log
 from harness.lvm_meta import lv_ranges, read_pv
+from root_boot import check_resync
 
 MiB = 1 << 20
 PART_START, PART_SIZE = 1 * MiB, 72 * MiB
@@ -259,6 +260,9 @@ def degraded_then_back(ctx, errors, fault, label):
         errors.append("the initramfs's probe: %r (one PV ok, one %s expected)" % (probe, want))
     wanted = files_of(r1, 4, errors)
     check_files(ctx, r1, wanted, disks, errors)
+    # The PV was left out at activation: leg 1 is missing (M), rejoined with a full resync
+    # (docs/boot.md: the target cannot tell the same disk from a replacement).
+    check_resync(r1, "full", errors)
     check_clean_logs(disks, errors, "after the clean shutdown")
     return disks
 
@@ -290,6 +294,7 @@ def lvmroot_absent(ctx, errors):
     expect_source(r2, 0, errors)
     wanted = files_of(r1, 4, errors)
     check_files(ctx, r2, wanted, disks, errors)
+    check_resync(r2, "full", errors)
     check_clean_logs(disks, errors, "after the clean shutdown")
     return disks
 
@@ -308,6 +313,7 @@ def lvmroot_stale_primary(ctx, errors):
         return disks
     expect_source(r2, 1, errors)
     check_files(ctx, r2, written_files(r1), disks, errors)
+    check_resync(r2, "full", errors)
     return disks
 
 
@@ -349,6 +355,7 @@ def lvmroot_powercut(ctx, errors):
         return disks
     expect_source(r2, 0, errors)
     check_files(ctx, r2, wanted, disks, errors)
+    check_resync(r2, "full", errors)
     return disks
 
 

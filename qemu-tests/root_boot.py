@@ -12,6 +12,7 @@ kernel's partition scan at probe time, before any device-mapper target exists).
 The host checks every outcome itself: the log copies' headers on the media, the legs' bytes,
 and the files the guest wrote, read back from each leg's file system with debugfs.
 """
+import re
 import subprocess
 
 from harness import FaultDisk, Guest
@@ -119,6 +120,24 @@ def boot_time(ctx, label, res):
     return float(t) if t else None
 
 
+def check_resync(res, want, errors):
+    """The resync that the boot `res` reported (guest result `resync`, the kernel's "resync
+    done" line) copied only the regions written while the leg was out (`want` "differential":
+    at least one, not all) or every region ("full", after a leg the log knows nothing of)."""
+    line = res.result("resync") or ""
+    m = re.search(r"resync done: (\d+) regions copied", line)
+    st = (res.result("status_after") or "").split()
+    total = st[2].split("/")[-1] if len(st) > 2 else ""
+    if not m or not total.isdigit():
+        errors.append("no resync report (resync %r, status %r)" % (line, res.result("status_after")))
+        return
+    copied, total = int(m.group(1)), int(total)
+    if want == "full" and copied != total:
+        errors.append("full resync expected: %d of %d regions copied" % (copied, total))
+    if want == "differential" and not 0 < copied < total:
+        errors.append("differential resync expected: %d of %d regions copied" % (copied, total))
+
+
 # ------------------------------------------------------------------------------- scenarios
 
 def root_healthy(ctx, errors):
@@ -171,6 +190,8 @@ def degraded_then_back(ctx, errors, fault, label):
     if len(wanted) < 4:
         errors.append("the guest reported %d files written, expected 4" % len(wanted))
     check_files(ctx, r1, wanted, disks, errors)
+    # An Inactive leg's regions are unknown; a Degraded leg's are tracked.
+    check_resync(r1, "full" if fault == "error" else "differential", errors)
     return disks
 
 
@@ -194,6 +215,8 @@ def root_absent(ctx, errors):
     if errors:
         return disks
     check_files(ctx, r2, written_files(r1), disks, errors)
+    # A leg missing at activation may be a replacement disk (docs/boot.md).
+    check_resync(r2, "full", errors)
     return disks
 
 
@@ -210,6 +233,7 @@ def root_stale_primary(ctx, errors):
     if "source leg 1" not in (r2.result("activation") or ""):
         errors.append("the second activation did not take leg 1 as the resync source")
     check_files(ctx, r2, written_files(r1), disks, errors)
+    check_resync(r2, "full", errors)
     return disks
 
 
@@ -239,6 +263,8 @@ def root_powercut(ctx, errors):
     if "source leg 0" not in (r2.result("activation") or ""):
         errors.append("the second activation did not take leg 0 as the resync source")
     check_files(ctx, r2, written_files(r1), disks, errors)
+    # Leg 1 timed out (D) before the cut: the log tracked its regions across the cut.
+    check_resync(r2, "differential", errors)
     return disks
 
 
